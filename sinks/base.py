@@ -1,0 +1,51 @@
+"""The Sink protocol: the whole surface the pipeline and readers use to reach storage."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+
+class SinkError(RuntimeError):
+    """A storage failure retries could not overcome."""
+
+
+class SinkPermanentError(SinkError):
+    """Retrying cannot help (bad credentials, missing bucket, access denied, full disk)."""
+
+
+class ShardUpload(Protocol):
+    """One shard being stored; invisible to readers until ``commit``."""
+
+    async def write(self, data: bytes) -> None: ...
+
+    async def commit(self) -> None:
+        """Make the stored object durable and visible under its key."""
+
+    async def abort(self) -> None: ...
+
+
+class Sink(Protocol):
+    url: str
+    min_part_size: int  # the writer hands ``write`` chunks at least this big (but the last)
+
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def open_shard(self, key: str) -> ShardUpload: ...
+
+    async def put(self, key: str, data: bytes) -> None:
+        """Create or replace an object (index snapshots, dataset card)."""
+
+    async def put_if_absent(self, key: str, data: bytes) -> bool:
+        """Create an object only if the key is free: True if created, False if it existed."""
+
+    async def get(self, key: str) -> bytes | None: ...
+
+    async def size(self, key: str) -> int | None: ...
+
+    async def list(self, prefix: str) -> list[str]:
+        """Keys under ``prefix`` (relative to the sink root), sorted."""
+
+    async def abort_stale_uploads(self, prefix: str) -> int:
+        """Drop unfinished shard uploads under ``prefix`` left by a crashed run."""

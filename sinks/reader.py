@@ -1,0 +1,69 @@
+"""Read a dataset the way the commit protocol intends: commits drive reading (a shard
+without a commit is invisible), records come back in (producer, seq, line) order.
+
+``iter_records(url)`` is the synchronous API for training code; the async functions
+serve the CLI and the verifier.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import anyio
+import zstandard
+
+from sinks.url import sink_for
+
+COMMITS_PREFIX = "commits/"
+
+
+async def commit_dicts(sink) -> AsyncIterator[tuple[str, dict[str, Any]]]:  # noqa: ANN001 - any Sink
+    """(commit key, commit as a dict) for every commit, in key order."""
+    for key in await sink.list(COMMITS_PREFIX):
+        if not key.endswith(".json"):
+            continue
+        data = await sink.get(key)
+        if data is not None:
+            yield key, json.loads(data)
+
+
+def decompress_lines(data: bytes) -> Iterator[bytes]:
+    with zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data)) as reader:
+        yield from io.BufferedReader(reader)
+
+
+async def shard_lines(sink, commit: dict[str, Any]) -> list[bytes]:  # noqa: ANN001
+    data = await sink.get(commit["shard"])
+    if data is None:
+        raise FileNotFoundError(f"shard {commit['shard']} of a commit is missing")
+    return list(decompress_lines(data))
+
+
+async def aiter_records(url: str, endpoint_url: str | None = None,
+                        excluded: set[str] | None = None) -> AsyncIterator[bytes]:
+    """Raw JSONL lines of every committed record."""
+    sink = sink_for(url, endpoint_url=endpoint_url)
+    await sink.open()
+    try:
+        async for _key, commit in commit_dicts(sink):
+            for line in await shard_lines(sink, commit):
+                if excluded and json.loads(line)["id"] in excluded:
+                    continue
+                yield line
+    finally:
+        await sink.close()
+
+
+def iter_records(url: str, endpoint_url: str | None = None) -> Iterator[dict[str, Any]]:
+    """Committed records as dicts, for training code: ``for r in iter_records("s3://b/p"): ...``"""
+    with anyio.from_thread.start_blocking_portal() as portal:
+        agen = aiter_records(url, endpoint_url)
+        while True:
+            try:
+                line = portal.call(agen.__anext__)
+            except StopAsyncIteration:
+                return
+            yield json.loads(line)

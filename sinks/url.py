@@ -1,0 +1,17 @@
+"""Pick the sink for an output URL: ``s3://bucket/prefix`` or a local path."""
+
+from __future__ import annotations
+
+from sinks.local import LocalSink
+from sinks.s3 import S3Sink
+
+
+def is_s3(url: str) -> bool:
+    return url.startswith("s3://")
+
+
+def sink_for(url: str, endpoint_url: str | None = None, region: str | None = None,
+             retry_deadline: float = 900.0) -> LocalSink | S3Sink:
+    if is_s3(url):
+        return S3Sink(url, endpoint_url=endpoint_url, region=region, retry_deadline=retry_deadline)
+    return LocalSink(url.removeprefix("file://"))

@@ -1,0 +1,185 @@
+"""The ``jitsynth`` command line (a contract: see DESIGN.md).
+
+Exit status: 0 done; 2 bad usage or configuration (one line, no traceback); 1 a
+runtime failure retries could not overcome (with what was kept and how to resume).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import anyio
+import structlog
+import typer
+
+from stream.config import ConfigError, load_settings
+from stream.logs import configure
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Synthesise Warp kernels paired with the C++/CUDA Warp generates for them.")
+log = structlog.get_logger("jitsynth")
+
+Opt = typer.Option
+
+
+def _fail(code: int, message: str) -> None:
+    typer.echo(f"jitsynth: error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+@app.command()
+def run(
+    out: Annotated[str | None, Opt(help="Dataset URL: s3://bucket/prefix or a local directory")] = None,
+    count: Annotated[int | None, Opt(help="Stop once this producer has N records committed")] = None,
+    workers: Annotated[int | None, Opt(help="Worker processes (default: CPU count)")] = None,
+    producer: Annotated[str | None, Opt(help="Producer id (default: $JOB_COMPLETION_INDEX or 0)")] = None,
+    seed_start: Annotated[int | None, Opt(help="First seed (default: producer index * 2^40)")] = None,
+    shard_records: Annotated[int | None, Opt(help="Roll a shard after N records")] = None,
+    shard_bytes: Annotated[str | None, Opt(help="Roll a shard at this compressed size, e.g. 64MiB")] = None,
+    shard_age: Annotated[float | None, Opt(help="Roll a shard after this many seconds")] = None,
+    validate: Annotated[str | None, Opt(help="Tiers: codegen,ptx,cpu-compile,execute")] = None,
+    state_dir: Annotated[Path | None, Opt(help="Local cache of the dedup index")] = None,
+    endpoint_url: Annotated[str | None, Opt(help="S3 endpoint (or $AWS_ENDPOINT_URL)")] = None,
+    config: Annotated[Path | None, Opt(help="TOML config file")] = None,
+    batch_size: Annotated[int | None, Opt(help="Seeds per worker task")] = None,
+    task_timeout: Annotated[float | None, Opt(help="Seconds before a worker task is killed")] = None,
+    grace_period: Annotated[float | None, Opt(help="Seconds to commit the open shard after SIGTERM")] = None,
+    log_format: Annotated[str | None, Opt(help="auto, json or console")] = None,
+    metrics_port: Annotated[int | None, Opt(help="Serve Prometheus metrics on 127.0.0.1:PORT")] = None,
+) -> None:
+    """Produce: stream deduplicated kernel records into committed shards."""
+    cli: dict[str, Any] = dict(out=out, count=count, workers=workers, producer=producer, seed_start=seed_start,
+                               shard_records=shard_records, shard_bytes=shard_bytes, shard_age=shard_age,
+                               validate=validate, state_dir=state_dir, endpoint_url=endpoint_url,
+                               batch_size=batch_size, task_timeout=task_timeout, grace_period=grace_period,
+                               log_format=log_format, metrics_port=metrics_port)
+    try:
+        settings = load_settings(cli, config)
+    except ConfigError as exc:
+        _fail(2, str(exc))
+    configure(settings.log_format, settings.log_level)
+    from sinks.base import SinkError, SinkPermanentError
+    from sinks.url import sink_for
+    from stream.metrics import Metrics
+    from stream.pipeline import FencingError, Producer
+
+    metrics = Metrics()
+    if settings.metrics_port:
+        metrics.serve(settings.metrics_port, settings.metrics_host)
+
+    async def main() -> Any:
+        sink = sink_for(settings.out, settings.endpoint_url, settings.region, settings.retry_deadline)
+        await sink.open()
+        try:
+            return await Producer(settings, sink, metrics).run()
+        finally:
+            await sink.close()
+
+    resume_hint = "nothing committed is lost; rerun the same command to resume"
+    try:
+        result = anyio.run(main, backend="asyncio")
+    except ConfigError as exc:
+        _fail(2, str(exc))
+    except SinkPermanentError as exc:
+        _fail(1, f"{exc}. {resume_hint}")
+    except SinkError as exc:
+        _fail(1, f"{exc} (gave up after retrying for {settings.retry_deadline:g}s). {resume_hint}")
+    except FencingError as exc:
+        _fail(1, str(exc))
+    except TimeoutError:
+        _fail(1, f"the open shard could not be committed within the {settings.grace_period:g}s grace period; "
+                 f"{resume_hint}")
+    log.info("done", committed=result.committed, shards_written=result.shards_written,
+             stopped_by_signal=result.stopped_by_signal, kernels_per_s=round(metrics.rate(), 1))
+
+
+@app.command()
+def sample(seed: Annotated[int, Opt(help="Seed to generate")] = 0,
+           ir: Annotated[bool, Opt("--ir", help="Also print the extracted CPU/CUDA forward and backward")] = False,
+           config: Annotated[Path | None, Opt(help="TOML config file ([generator] knobs)")] = None) -> None:
+    """Print one generated kernel (and its extracted IR)."""
+    try:
+        settings = load_settings({}, config)
+    except ConfigError as exc:
+        _fail(2, str(exc))
+    from synth.generator import generate
+
+    kernel = generate(seed, settings.generator_config())
+    sys.stdout.write(kernel.source)
+    if ir:
+        configure("console", "warning")
+        from synth.worker import WorkerSettings, build_record, init_worker
+
+        worker_settings = WorkerSettings(settings.generator_config(), "sample")
+        init_worker(worker_settings)
+        record = build_record(seed, worker_settings)
+        for backend in ("cpu", "cuda"):
+            ir_source = getattr(record, backend)
+            sys.stdout.write(f"\n# ---- {backend} forward ----\n{ir_source.forward}")
+            sys.stdout.write(f"\n# ---- {backend} backward ----\n{ir_source.backward}")
+
+
+@app.command()
+def read(url: str, limit: Annotated[int | None, Opt(help="Stop after N records")] = None,
+         endpoint_url: Annotated[str | None, Opt(envvar="AWS_ENDPOINT_URL")] = None) -> None:
+    """Committed records as JSONL on stdout."""
+    from sinks.reader import aiter_records
+
+    async def main() -> None:
+        n = 0
+        out = sys.stdout.buffer
+        async for line in aiter_records(url, endpoint_url):
+            out.write(line)
+            n += 1
+            if limit is not None and n >= limit:
+                break
+        out.flush()
+
+    _run_reader(main)
+
+
+@app.command()
+def verify(url: str, endpoint_url: Annotated[str | None, Opt(envvar="AWS_ENDPOINT_URL")] = None) -> None:
+    """Check every commit against its shard; exit 1 on any fault."""
+    from sinks.url import sink_for
+    from stream.verify import verify as run_verify
+
+    async def main() -> Any:
+        sink = sink_for(url, endpoint_url)
+        await sink.open()
+        try:
+            return await run_verify(sink)
+        finally:
+            await sink.close()
+
+    report = _run_reader(main)
+    for fault in report.faults:
+        typer.echo(f"FAULT {fault}")
+    for orphan in report.orphans:
+        typer.echo(f"orphan shard (no commit, invisible to readers): {orphan}")
+    typer.echo(f"{report.commits} commits, {report.records} records, {report.bytes} bytes, "
+               f"{len(report.faults)} faults, {len(report.orphans)} orphan shards")
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+def _run_reader(main: Any) -> Any:
+    from sinks.base import SinkError
+
+    configure("auto", "warning")
+    try:
+        return anyio.run(main, backend="asyncio")
+    except SinkError as exc:
+        _fail(1, str(exc))
+    except BrokenPipeError:
+        return None
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,77 @@
+"""The commit log: shard and commit keys, the commit record, reading a producer's log.
+
+A shard exists only once its commit exists; commits are the dataset's table of
+contents, read in sequence order, and readers never list shards.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import msgspec
+
+SHARDS, COMMITS, INDEX = "shards", "commits", "index"
+
+
+class Failure(msgspec.Struct, frozen=True):
+    seed: int
+    reason: str
+
+
+class Commit(msgspec.Struct, frozen=True):
+    producer: str
+    seq: int
+    shard: str
+    seed_start: int
+    seed_end: int  # half-open: seeds [seed_start, seed_end) were consumed
+    count: int
+    bytes: int
+    raw_bytes: int
+    sha256: str
+    ids: list[str]
+    config_hash: str
+    warp_version: str
+    created_at: str
+    duplicates: int = 0
+    failures: list[Failure] = []
+
+    def same_content(self, other: Commit) -> bool:
+        """Equal but for the creation time: a resumed run re-committing identical work."""
+        return msgspec.structs.replace(self, created_at="") == msgspec.structs.replace(other, created_at="")
+
+
+def shard_key(producer: str, seq: int) -> str:
+    return f"{SHARDS}/{producer}/{seq:08d}.jsonl.zst"
+
+
+def commit_key(producer: str, seq: int) -> str:
+    return f"{COMMITS}/{producer}/{seq:08d}.json"
+
+
+def now_iso() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
+
+
+def encode_commit(commit: Commit) -> bytes:
+    return msgspec.json.format(msgspec.json.encode(commit), indent=1) + b"\n"
+
+
+def decode_commit(data: bytes) -> Commit:
+    return msgspec.json.decode(data, type=Commit)
+
+
+def seq_of(key: str) -> int:
+    return int(key.rsplit("/", 1)[-1].split(".", 1)[0])
+
+
+async def commit_keys(sink, producer: str | None = None) -> list[str]:  # noqa: ANN001 - any Sink
+    """Commit keys of one producer (or all), in (producer, seq) order."""
+    prefix = f"{COMMITS}/{producer}/" if producer else f"{COMMITS}/"
+    return [k for k in await sink.list(prefix) if k.endswith(".json")]
+
+
+async def load_commit(sink, key: str) -> Commit:  # noqa: ANN001
+    data = await sink.get(key)
+    if data is None:
+        raise FileNotFoundError(key)
+    return decode_commit(data)

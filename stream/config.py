@@ -1,0 +1,144 @@
+"""One configuration object for a run, from (highest precedence first) CLI flags,
+``JITSYNTH_*`` environment variables, an optional TOML file, then defaults.
+Validated once at start; a bad value is a one-line message and exit status 2."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from pydantic import AliasChoices, ByteSize, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+
+# Producers given by index (Kubernetes JOB_COMPLETION_INDEX) own disjoint seed ranges of
+# this width; 2**40 seeds is far more than any producer consumes.
+SEED_STRIDE = 1 << 40
+TIERS = ("codegen", "ptx", "cpu-compile", "execute")
+_PRODUCER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+class ConfigError(ValueError):
+    """Bad configuration: reported as one line, exit status 2."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="JITSYNTH_", extra="forbid", validate_default=True)
+    config_file: ClassVar[Path | None] = None
+
+    out: str = "./dataset"
+    count: int | None = Field(None, gt=0)
+    workers: int = Field(default_factory=lambda: max(1, os.cpu_count() or 1), ge=1, le=256)
+    producer: str = Field(default_factory=lambda: os.environ.get("JOB_COMPLETION_INDEX", "0"))
+    seed_start: int | None = Field(None, ge=0)
+    shard_records: int = Field(10_000, ge=1)
+    shard_bytes: ByteSize = ByteSize(64 << 20)
+    shard_age: float = Field(300.0, gt=0)
+    validate_tiers: list[str] = Field(["codegen"], validation_alias=AliasChoices("validate_tiers", "validate"))
+    state_dir: Path | None = None
+    endpoint_url: str | None = Field(None, validation_alias=AliasChoices("endpoint_url", "JITSYNTH_ENDPOINT_URL",
+                                                                         "AWS_ENDPOINT_URL"))
+    region: str | None = Field(None, validation_alias=AliasChoices("region", "AWS_REGION", "AWS_DEFAULT_REGION"))
+    aws_secret_access_key: SecretStr | None = Field(None, validation_alias=AliasChoices("AWS_SECRET_ACCESS_KEY"),
+                                                    exclude=True)
+    batch_size: int = Field(4, ge=1, le=1024)
+    max_in_flight: int | None = Field(None, ge=1)
+    task_timeout: float = Field(120.0, gt=0)
+    worker_max_tasks: int = Field(500, ge=1)
+    grace_period: float = Field(25.0, gt=0)
+    retry_deadline: float = Field(900.0, gt=0)
+    zstd_level: int = Field(3, ge=1, le=22)
+    log_format: Literal["auto", "json", "console"] = "auto"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    metrics_port: int | None = Field(None, ge=1, le=65535)
+    metrics_host: str = "127.0.0.1"
+    progress: Literal["auto", "on", "off"] = "auto"
+    generator: dict[str, Any] = Field(default_factory=dict)
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+                                   env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+                                   file_secret_settings: PydanticBaseSettingsSource) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if cls.config_file is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=cls.config_file))
+        return tuple(sources)
+
+    @field_validator("validate_tiers", mode="before")
+    @classmethod
+    def _split_tiers(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [t.strip() for t in value.split(",") if t.strip()]
+        unknown = [t for t in value if t not in TIERS]
+        if unknown:
+            raise ValueError(f"unknown tier(s) {unknown}; choose from {', '.join(TIERS)}")
+        return value
+
+    @field_validator("producer")
+    @classmethod
+    def _producer_id(cls, value: str) -> str:
+        if not _PRODUCER_RE.match(value):
+            raise ValueError("use 1-64 characters of letters, digits, '.', '_' or '-' (starting alphanumeric)")
+        return value
+
+    @field_validator("out")
+    @classmethod
+    def _out_url(cls, value: str) -> str:
+        if value.startswith("s3://"):
+            bucket = value[5:].split("/", 1)[0]
+            if len(bucket) < 3:
+                raise ValueError(f"bucket name {bucket!r} must be at least 3 characters (s3://bucket/prefix)")
+        elif "://" in value and not value.startswith("file://"):
+            raise ValueError("use s3://bucket/prefix or a local directory path")
+        return value
+
+    @model_validator(mode="after")
+    def _derived(self) -> Settings:
+        if self.seed_start is None:
+            # Numeric producer ids (Kubernetes Indexed Jobs) get disjoint seed partitions.
+            self.seed_start = int(self.producer) * SEED_STRIDE if self.producer.isdigit() else 0
+        if self.max_in_flight is None:
+            self.max_in_flight = self.workers * 3
+        if self.shard_bytes < 1024:
+            raise ValueError("shard_bytes must be at least 1 KiB")
+        from synth.config import GeneratorConfig
+
+        try:
+            GeneratorConfig(**self.generator).validate()
+        except TypeError as exc:
+            raise ValueError(f"generator: {exc}") from exc
+        return self
+
+    def generator_config(self) -> Any:
+        from synth.config import GeneratorConfig
+
+        return GeneratorConfig(**self.generator)
+
+    def resolved_state_dir(self) -> Path:
+        if self.state_dir is not None:
+            return self.state_dir
+        import hashlib
+
+        tag = hashlib.sha256(self.out.encode()).hexdigest()[:12]
+        base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+        return base / "jitsynth" / f"{tag}-{self.producer}"
+
+
+def load_settings(cli: dict[str, Any], config_file: Path | None = None) -> Settings:
+    """Build and validate the settings; raise ConfigError with one readable line."""
+    from pydantic import ValidationError
+
+    if config_file is not None and not config_file.is_file():
+        raise ConfigError(f"--config {config_file}: file not found")
+    Settings.config_file = config_file
+    try:
+        return Settings(**{k: v for k, v in cli.items() if v is not None})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "config"
+        raise ConfigError(f"invalid {where}: {first['msg']}") from None
+    except Exception as exc:  # noqa: BLE001 - e.g. malformed TOML
+        raise ConfigError(f"invalid configuration: {exc}") from None
+    finally:
+        Settings.config_file = None

@@ -1,0 +1,42 @@
+"""Run metrics: Prometheus counters/histograms (served with ``--metrics-port``) that
+also feed the progress display and the end-of-run summary."""
+
+from __future__ import annotations
+
+import time
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.processed = Counter("jitsynth_kernels_processed", "Seeds whose outcome reached the pipeline", registry=r)
+        self.duplicates = Counter("jitsynth_duplicates", "Kernels dropped as duplicates", registry=r)
+        self.failures = Counter("jitsynth_failures", "Seeds that produced no record (Warp rejection, worker fault)",
+                                registry=r)
+        self.records = Counter("jitsynth_records_committed", "Records committed by this run", registry=r)
+        self.shards = Counter("jitsynth_shards_committed", "Shards committed by this run", registry=r)
+        self.stored_bytes = Counter("jitsynth_stored_bytes", "Compressed bytes committed", registry=r)
+        self.raw_bytes = Counter("jitsynth_raw_bytes", "Uncompressed JSONL bytes committed", registry=r)
+        self.committed = Gauge("jitsynth_dataset_records", "Records this producer has committed in the dataset",
+                               registry=r)
+        self.commit_seconds = Histogram("jitsynth_commit_seconds", "Time to finish a shard and write its commit",
+                                        buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60), registry=r)
+        self.started = time.monotonic()
+
+    def on_commit(self, count: int, stored: int, raw: int, seconds: float, total: int) -> None:
+        self.records.inc(count)
+        self.shards.inc()
+        self.stored_bytes.inc(stored)
+        self.raw_bytes.inc(raw)
+        self.commit_seconds.observe(seconds)
+        self.committed.set(total)
+
+    def serve(self, port: int, host: str = "127.0.0.1") -> None:
+        start_http_server(port, addr=host, registry=self.registry)
+
+    def rate(self) -> float:
+        elapsed = time.monotonic() - self.started
+        return self.processed._value.get() / elapsed if elapsed > 0 else 0.0

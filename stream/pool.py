@@ -1,0 +1,85 @@
+"""The worker pool: separate processes (Warp codegen holds the GIL and keeps module
+state), built on pebble, which kills and replaces a worker that dies or passes the task
+timeout and recycles workers after N tasks.
+
+A batch whose worker dies or hangs is retried once, one seed per task, so a single bad
+seed fails alone; a seed that fails again is reported as a failure with its reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import signal
+from collections.abc import Callable
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Any
+
+import structlog
+from pebble import ProcessExpired, ProcessPool
+
+log = structlog.get_logger("jitsynth.pool")
+
+
+def _child_init(initializer: Callable[..., None], args: tuple[Any, ...]) -> None:
+    # Ctrl-C goes to the whole terminal process group; the parent decides how to stop,
+    # so workers ignore SIGINT (SIGTERM from the pool still ends them).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    initializer(*args)
+
+
+class WorkerPool:
+    def __init__(self, workers: int, task: Callable[[list[int]], list[Any]], failed: Callable[[int, str], Any],
+                 initializer: Callable[..., None], initargs: tuple[Any, ...], timeout: float, max_tasks: int) -> None:
+        self._task = task
+        self._failed = failed
+        self._timeout = timeout
+        self.crashes = 0
+        self.timeouts = 0
+        self._pool = ProcessPool(max_workers=workers, max_tasks=max_tasks, initializer=_child_init,
+                                 initargs=(initializer, initargs), context=multiprocessing.get_context("spawn"))
+
+    async def _run(self, seeds: list[int]) -> list[Any]:
+        future = self._pool.schedule(self._task, args=(seeds,), timeout=self._timeout)
+        try:
+            return await asyncio.wrap_future(future)
+        except asyncio.CancelledError:
+            future.cancel()
+            raise
+
+    def _reason(self, exc: BaseException) -> str:
+        if isinstance(exc, ProcessExpired):
+            self.crashes += 1
+            return f"worker died (exit code {exc.exitcode})"
+        if isinstance(exc, (FutureTimeout, TimeoutError)):
+            self.timeouts += 1
+            return f"worker timed out after {self._timeout:g}s"
+        return f"worker error: {type(exc).__name__}: {exc}"
+
+    async def process(self, seeds: list[int]) -> list[Any]:
+        """Outcomes for ``seeds`` in seed order; never raises for worker faults."""
+        try:
+            return await self._run(seeds)
+        except (ProcessExpired, FutureTimeout, TimeoutError, Exception) as exc:  # noqa: BLE001
+            reason = self._reason(exc)
+            log.warning("batch failed, retrying seed by seed", first_seed=seeds[0], n=len(seeds), reason=reason)
+        results = await asyncio.gather(*(self._single(seed) for seed in seeds))
+        return [outcome for batch in results for outcome in batch]
+
+    async def _single(self, seed: int) -> list[Any]:
+        try:
+            return await self._run([seed])
+        except Exception as exc:  # noqa: BLE001
+            reason = self._reason(exc)
+            log.error("seed failed", seed=seed, reason=reason)
+            return [self._failed(seed, reason)]
+
+    def close(self, now: bool = False) -> None:
+        if now:
+            self._pool.stop()
+        else:
+            self._pool.close()
+        self._pool.join(timeout=10)
+        if now:
+            for proc in multiprocessing.active_children():
+                proc.kill()

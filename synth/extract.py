@@ -1,0 +1,56 @@
+"""Pull the forward and adjoint (backward) kernel functions out of Warp's generated
+source, and strip the hash suffixes Warp appends to kernel and function names.
+
+Pure text processing: no Warp import, so it is unit-testable on stored sources.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class BackendIR:
+    forward: str
+    backward: str
+    full: str
+
+
+class ExtractionError(ValueError):
+    pass
+
+
+def normalise_names(text: str, names: list[str] | tuple[str, ...]) -> str:
+    """Replace ``name_<hex>`` (kernel hash) and ``name_<n>`` (function counter) by ``name``.
+
+    Warp mangles kernel names with a content hash and ``@wp.func`` names with a
+    per-process counter; both would make identical kernels differ between workers.
+    """
+    for name in sorted(set(names), key=len, reverse=True):
+        # The suffix ends where a non-alphanumeric follows ("_cpu_kernel_forward", "(").
+        text = re.sub(rf"(?<![A-Za-z0-9])((?:adj_|wp_args_)?{re.escape(name)})_[0-9a-f]+(?![0-9A-Za-z])", r"\1", text)
+    return text
+
+
+def _function_block(source: str, signature: re.Pattern[str]) -> str:
+    """The text of the function whose header matches ``signature``: from its header
+    (and a preceding ``template<...>`` line) to the first closing brace at column 0."""
+    match = signature.search(source)
+    if match is None:
+        raise ExtractionError(f"function matching {signature.pattern!r} not found")
+    start = source.rfind("\n", 0, match.start()) + 1
+    previous_line_start = source.rfind("\n", 0, max(start - 1, 0)) + 1
+    if source[previous_line_start:start].lstrip().startswith("template"):
+        start = previous_line_start
+    end = source.find("\n}", match.end())
+    if end < 0:
+        raise ExtractionError(f"unterminated function {signature.pattern!r}")
+    return source[start : end + 2] + "\n"
+
+
+def extract(full: str, kernel_name: str, backend: str) -> BackendIR:
+    """Extract ``{kernel}_{backend}_kernel_forward`` / ``_backward`` from normalised source."""
+    forward = _function_block(full, re.compile(rf"\b{re.escape(kernel_name)}_{backend}_kernel_forward\("))
+    backward = _function_block(full, re.compile(rf"\b{re.escape(kernel_name)}_{backend}_kernel_backward\("))
+    return BackendIR(forward=forward, backward=backward, full=full)
