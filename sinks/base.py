@@ -13,6 +13,11 @@ class SinkPermanentError(SinkError):
     """Retrying cannot help (bad credentials, missing bucket, access denied, full disk)."""
 
 
+class SinkConfigError(SinkPermanentError):
+    """The sink cannot be used as configured (found at start-up: unreachable endpoint,
+    unknown bucket, wrong credentials). Reported like a bad flag: exit status 2."""
+
+
 class ShardUpload(Protocol):
     """One shard being stored; invisible to readers until ``commit``."""
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import anyio
 
-from sinks.base import SinkError, SinkPermanentError
+from sinks.base import SinkConfigError, SinkError, SinkPermanentError
 
 TMP_MARK = ".tmp-"
 
@@ -29,7 +29,8 @@ def _fsync_dir(path: Path) -> None:
 
 
 def _wrap_os_error(exc: OSError, what: str) -> SinkError:
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM):
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM,
+                     errno.ENOTDIR, errno.EEXIST):
         return SinkPermanentError(f"{what}: {exc.strerror} ({exc.filename or ''}); free space or fix permissions, then rerun the same command to resume")
     return SinkError(f"{what}: {exc}")
 
@@ -81,9 +82,9 @@ class LocalSink:
         try:
             self.root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise _wrap_os_error(exc, f"creating dataset directory {self.root}") from exc
+            raise SinkConfigError(f"cannot create dataset directory {self.root}: {exc.strerror}; fix --out") from None
         if not os.access(self.root, os.W_OK):
-            raise SinkPermanentError(f"dataset directory {self.root} is not writable")
+            raise SinkConfigError(f"dataset directory {self.root} is not writable; fix --out or its permissions")
 
     async def close(self) -> None:
         return None

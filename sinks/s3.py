@@ -20,7 +20,7 @@ from aiobotocore.config import AioConfig
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_delay, wait_exponential_jitter
 
-from sinks.base import SinkError, SinkPermanentError
+from sinks.base import SinkConfigError, SinkError, SinkPermanentError
 
 log = structlog.get_logger("jitsynth.s3")
 T = TypeVar("T")
@@ -80,11 +80,39 @@ class S3Sink:
 
     async def open(self) -> None:
         session = aioboto3.Session()
-        config = AioConfig(retries={"max_attempts": 2, "mode": "standard"}, connect_timeout=5, read_timeout=60,
+        config = AioConfig(retries={"max_attempts": 1, "mode": "standard"}, connect_timeout=5, read_timeout=60,
                            s3={"addressing_style": "path"})
         self._client = await self._stack.enter_async_context(
             session.client("s3", endpoint_url=self.endpoint_url, region_name=self.region or "us-east-1", config=config))
-        await self.call("check bucket", lambda: self._client.head_bucket(Bucket=self.bucket))
+        try:
+            await self._check_bucket()
+        except BaseException:
+            await self._stack.aclose()
+            raise
+
+    async def _check_bucket(self) -> None:
+        """Fail fast at start-up, without the long retry loop: a wrong endpoint, bucket or
+        key is a configuration mistake the user fixes, not an outage to wait out."""
+        try:
+            await self._client.head_bucket(Bucket=self.bucket)
+        except ClientError as exc:
+            code = _code(exc) or str(_status(exc))
+            if code in ("404", "NoSuchBucket", "NotFound"):
+                raise SinkConfigError(f"bucket {self.bucket!r} does not exist at {self._where()}: create it or "
+                                      "fix --out") from None
+            if code in ("403", "Forbidden", "InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied"):
+                raise SinkConfigError(f"access to bucket {self.bucket!r} at {self._where()} denied ({code}): check "
+                                      "AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY and the bucket policy") from None
+            raise SinkConfigError(f"S3 at {self._where()} answered {code} for bucket {self.bucket!r}") from None
+        except NoCredentialsError:
+            raise SinkConfigError("no S3 credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
+                                  "(or AWS_PROFILE)") from None
+        except (BotoCoreError, OSError) as exc:
+            raise SinkConfigError(f"cannot reach S3 at {self._where()} ({type(exc).__name__}): is the server "
+                                  "running? check --endpoint-url / AWS_ENDPOINT_URL") from None
+
+    def _where(self) -> str:
+        return self.endpoint_url or "the default AWS endpoint"
 
     async def close(self) -> None:
         await self._stack.aclose()
@@ -116,7 +144,7 @@ class S3Sink:
         try:
             async for attempt in AsyncRetrying(
                 retry=retry_if_exception(is_transient),
-                wait=wait_exponential_jitter(initial=0.2, max=self.max_backoff),
+                wait=wait_exponential_jitter(multiplier=0.2, max=self.max_backoff, jitter=0.5),
                 stop=stop_after_delay(self.retry_deadline),
                 before_sleep=before_sleep,
                 reraise=True,
@@ -124,8 +152,6 @@ class S3Sink:
                 with attempt:
                     return await fn()
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "404" and what == "check bucket":
-                raise SinkPermanentError(self._explain(what, exc)) from exc
             if is_transient(exc):
                 raise SinkError(self._explain(what, exc)) from exc
             raise SinkPermanentError(self._explain(what, exc)) from exc

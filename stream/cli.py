@@ -60,7 +60,7 @@ def run(
     except ConfigError as exc:
         _fail(2, str(exc))
     configure(settings.log_format, settings.log_level)
-    from sinks.base import SinkError, SinkPermanentError
+    from sinks.base import SinkConfigError, SinkError, SinkPermanentError
     from sinks.url import sink_for
     from stream.metrics import Metrics
     from stream.pipeline import FencingError, Producer
@@ -80,7 +80,7 @@ def run(
     resume_hint = "nothing committed is lost; rerun the same command to resume"
     try:
         result = anyio.run(main, backend="asyncio")
-    except ConfigError as exc:
+    except (ConfigError, SinkConfigError) as exc:
         _fail(2, str(exc))
     except SinkPermanentError as exc:
         _fail(1, f"{exc}. {resume_hint}")
@@ -166,11 +166,13 @@ def verify(url: str, endpoint_url: Annotated[str | None, Opt(envvar="AWS_ENDPOIN
 
 
 def _run_reader(main: Any) -> Any:
-    from sinks.base import SinkError
+    from sinks.base import SinkConfigError, SinkError
 
     configure("auto", "warning")
     try:
         return anyio.run(main, backend="asyncio")
+    except SinkConfigError as exc:
+        _fail(2, str(exc))
     except SinkError as exc:
         _fail(1, str(exc))
     except BrokenPipeError:

@@ -56,6 +56,12 @@ class _Renamer(ast.NodeTransformer):
         node.arg = self.mapping.get(node.arg, node.arg)
         return self.generic_visit(node)
 
+    def visit_Attribute(self, node: ast.Attribute) -> ast.AST:
+        # Struct fields are defined names too (``s.scale``); Warp's namespace is not.
+        if not (isinstance(node.value, ast.Name) and node.value.id == "wp"):
+            node.attr = self.mapping.get(node.attr, node.attr)
+        return self.generic_visit(node)
+
     def visit_Name(self, node: ast.Name) -> ast.AST:
         node.id = self.mapping.get(node.id, node.id)
         return node

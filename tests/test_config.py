@@ -1,0 +1,37 @@
+"""One configuration object: flags > JITSYNTH_* env > TOML file > defaults."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from stream.config import SEED_STRIDE, ConfigError, load_settings
+
+
+def test_precedence_flags_env_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text('workers = 3\nshard_records = 50\nzstd_level = 9\n[generator]\nmax_statements = 5\n')
+    monkeypatch.setenv("JITSYNTH_SHARD_RECORDS", "70")
+    monkeypatch.setenv("JITSYNTH_ZSTD_LEVEL", "7")
+    settings = load_settings({"zstd_level": 5}, config)
+    assert settings.workers == 3  # file
+    assert settings.shard_records == 70  # env beats file
+    assert settings.zstd_level == 5  # flag beats env
+    assert settings.generator_config().max_statements == 5
+
+
+def test_producer_index_partitions_seeds(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("JOB_COMPLETION_INDEX", "2")
+    settings = load_settings({})
+    assert settings.producer == "2" and settings.seed_start == 2 * SEED_STRIDE
+    assert load_settings({"producer": "alpha"}).seed_start == 0
+    assert load_settings({"seed_start": 5}).seed_start == 5
+
+
+def test_errors_are_one_readable_line() -> None:
+    with pytest.raises(ConfigError, match="shard_bytes"):
+        load_settings({"shard_bytes": "12 parsecs"})
+    with pytest.raises(ConfigError, match="generator"):
+        load_settings({"generator": {"no_such_knob": 1}})
+    assert load_settings({"shard_bytes": "8MiB"}).shard_bytes == 8 << 20
