@@ -179,6 +179,23 @@ def _run_reader(main: Any) -> Any:
         return None
 
 
+def _register_command_modules() -> None:
+    """Command groups that live in their own modules add themselves to ``app``."""
+    import importlib
+
+    for name in ("stream.datacmds", "stream.gencmds", "stream.benchcmd"):
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue
+        module.register(app)
+
+
+_register_command_modules()
+
+
 def main() -> None:
     app()
 
