@@ -97,7 +97,7 @@ def process_batch(seeds: list[int]) -> list[Outcome]:
     """Turn each seed into a record; a kernel Warp rejects becomes a Failed outcome."""
     if _settings is None:
         raise RuntimeError("worker not initialised")
-    if _settings.producer == "__crash_test__":  # pragma: no cover - exercised by fault tests
+    if _FAULTS:
         _fault_hook(seeds)
     outcomes: list[Outcome] = []
     for seed in seeds:
@@ -110,13 +110,21 @@ def process_batch(seeds: list[int]) -> list[Outcome]:
     return outcomes
 
 
-def _fault_hook(seeds: list[int]) -> None:
-    """Test-only faults, driven by env vars set by the fault tests."""
-    crash = os.environ.get("JITSYNTH_TEST_CRASH_SEED")
-    hang = os.environ.get("JITSYNTH_TEST_HANG_SEED")
-    if crash is not None and int(crash) in seeds:
-        os._exit(139)
-    if hang is not None and int(hang) in seeds:
-        import time
+# Fault injection for the fault tests: ``JITSYNTH_FAULT_INJECT="segv:5,hang:9"`` makes the
+# worker that gets seed 5 die of a real SIGSEGV and the one that gets seed 9 hang.
+_FAULTS = os.environ.get("JITSYNTH_FAULT_INJECT", "")
 
-        time.sleep(3600)
+
+def _fault_hook(seeds: list[int]) -> None:
+    for item in _FAULTS.split(","):
+        kind, _, seed = item.partition(":")
+        if not seed or int(seed) not in seeds:
+            continue
+        if kind == "segv":
+            import ctypes
+
+            ctypes.string_at(0)  # dereference NULL: a genuine segmentation fault
+        elif kind == "hang":
+            import time
+
+            time.sleep(3600)
