@@ -59,10 +59,12 @@ class KernelModule:
     Warp's registry entry are always removed, even when Warp rejects the kernel.
     """
 
-    def __init__(self, source: str, module_name: str) -> None:
+    def __init__(self, source: str, module_name: str, filename: str | None = None) -> None:
         self.source = source
         self.module_name = module_name
-        self.filename = f"<jitsynth:{module_name}>"
+        # Warp copies the file name into comments of the generated code, so it must be
+        # deterministic (never the unique module name, which holds the worker's pid).
+        self.filename = f"<jitsynth:{filename or module_name}>"
         self.pymodule: types.ModuleType | None = None
 
     def __enter__(self) -> KernelModule:

@@ -56,7 +56,8 @@ def build_record(seed: int, settings: WorkerSettings) -> Record:
     kernel = generate(seed, cfg)
     # A module name unique within the process; it never reaches the output because
     # Warp's generated names are normalised below.
-    with warp_adapter.KernelModule(kernel.source, f"jitsynth_gen_{os.getpid()}_{seed}") as module:
+    with warp_adapter.KernelModule(kernel.source, f"jitsynth_gen_{os.getpid()}_{seed}",
+                                   filename=f"{kernel.kernel_name}.py") as module:
         sources = module.codegen()
     names = (kernel.kernel_name, *kernel.helper_names, *kernel.struct_names)
     cpu_full = normalise_names(sources.cpu, names)
