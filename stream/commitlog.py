@@ -7,6 +7,7 @@ contents, read in sequence order, and readers never list shards.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 
 import msgspec
 
@@ -40,8 +41,14 @@ class Commit(msgspec.Struct, frozen=True):
         return msgspec.structs.replace(self, created_at="") == msgspec.structs.replace(other, created_at="")
 
 
-def shard_key(producer: str, seq: int) -> str:
-    return f"{SHARDS}/{producer}/{seq:08d}.jsonl.zst"
+def shard_key(producer: str, seq: int, seed_start: int, config_hash: str) -> str:
+    """``shards/{producer}/{seq:08d}-{tag}.jsonl.zst``; ``tag`` hashes what determines the
+    shard's bytes. A resumed run rewrites an orphan under the same name with the same
+    bytes, while a second producer misconfigured with the same id but other seeds writes
+    under another name, so it can never overwrite a committed shard before fencing
+    stops it (a plain ``{seq}.jsonl.zst`` name could be clobbered in that race)."""
+    tag = hashlib.blake2b(f"{producer}/{seq}/{seed_start}/{config_hash}".encode(), digest_size=4).hexdigest()
+    return f"{SHARDS}/{producer}/{seq:08d}-{tag}.jsonl.zst"
 
 
 def commit_key(producer: str, seq: int) -> str:

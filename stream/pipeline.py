@@ -151,9 +151,9 @@ class Producer:
         key = commit_key(self.s.producer, self.next_seq)
         if await self.sink.size(key) is not None:
             raise FencingError(self._fencing_message())
-        upload = await self.sink.open_shard(shard_key(self.s.producer, self.next_seq))
-        writer = ShardWriter(upload, shard_key(self.s.producer, self.next_seq), self.sink.min_part_size,
-                             self.s.zstd_level)
+        key = shard_key(self.s.producer, self.next_seq, self.next_seed, self.config_hash)
+        upload = await self.sink.open_shard(key)
+        writer = ShardWriter(upload, key, self.sink.min_part_size, self.s.zstd_level)
         return _OpenShard(self.next_seq, self.next_seed, writer, seed_end=self.next_seed)
 
     def _fencing_message(self) -> str:

@@ -32,8 +32,9 @@ def test_exactly_300_unique_records_in_3_commits(dataset: Path) -> None:
     assert commits[0]["seed_start"] == 0
     for before, after in zip(commits, commits[1:]):
         assert before["seed_end"] == after["seed_start"]
-    shards = sorted(p.name for p in (dataset / "shards" / "0").iterdir())
-    assert shards == ["00000000.jsonl.zst", "00000001.jsonl.zst", "00000002.jsonl.zst"]
+    shards = sorted(p.relative_to(dataset).as_posix() for p in (dataset / "shards" / "0").iterdir())
+    assert shards == sorted(c["shard"] for c in commits)
+    assert [s.split("/")[-1][:9] for s in shards] == ["00000000-", "00000001-", "00000002-"]
 
 
 def test_every_record_is_complete(dataset: Path) -> None:
@@ -93,8 +94,8 @@ def test_verify_fails_on_a_shard_with_one_byte_appended(dataset: Path, tmp_path:
 
     copy = tmp_path / "copy"
     shutil.copytree(dataset, copy)
-    shard = copy / "shards" / "0" / "00000001.jsonl.zst"
+    shard = next((copy / "shards" / "0").glob("00000001-*.jsonl.zst"))
     shard.write_bytes(shard.read_bytes() + b"\0")
     proc = jitsynth("verify", str(copy))
     assert proc.returncode == 1
-    assert "00000001.jsonl.zst has" in proc.stdout and "FAULT" in proc.stdout
+    assert f"{shard.name} has" in proc.stdout and "FAULT" in proc.stdout
