@@ -68,6 +68,7 @@ class SeaweedServer:
         args = [weed_binary(), "mini", f"-dir={self.data_dir}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
                 "-master.telemetry=false", f"-bucket={self.bucket}"]
         args += [f"-{flag}={port}" for flag, port in self.ports.items()]
+        self.data_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = self.data_dir / "weed.log"
         log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child
         self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env,
