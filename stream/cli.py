@@ -183,7 +183,7 @@ def _register_command_modules() -> None:
     """Command groups that live in their own modules add themselves to ``app``."""
     import importlib
 
-    for name in ("stream.datacmds", "stream.gencmds", "stream.benchcmd"):
+    for name in ("stream.datacmds", "stream.gencmds", "stream.benchcmd", "stream.dedupcmd", "stream.ingestcmd"):
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as exc:
