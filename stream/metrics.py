@@ -24,7 +24,13 @@ class Metrics:
                                registry=r)
         self.commit_seconds = Histogram("jitsynth_commit_seconds", "Time to finish a shard and write its commit",
                                         buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60), registry=r)
+        self.storage_retries = Gauge("jitsynth_storage_retries", "Transient storage errors retried so far",
+                                     registry=r)
         self.started = time.monotonic()
+
+    def watch_sink(self, sink: object) -> None:
+        """Export the sink's retry counter (S3 sinks count transient errors they retried)."""
+        self.storage_retries.set_function(lambda: float(getattr(sink, "retries", 0)))
 
     def on_commit(self, count: int, stored: int, raw: int, seconds: float, total: int) -> None:
         self.records.inc(count)

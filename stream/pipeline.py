@@ -74,6 +74,7 @@ class Producer:
         self.s = settings
         self.sink = sink
         self.metrics = metrics or Metrics()
+        self.metrics.watch_sink(sink)
         self.gen_cfg = settings.generator_config()
         self.config_hash = self.gen_cfg.config_hash
         self.warp_version = version("warp-lang")

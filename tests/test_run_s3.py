@@ -48,3 +48,14 @@ def test_resume_against_s3_continues_the_same_dataset(s3: S3Env, tmp_path) -> No
     read = jitsynth("read", url, env=s3.env(), check=True)
     ids = [json.loads(line)["id"] for line in read.stdout.splitlines()]
     assert len(ids) == 30 and len(set(ids)) == 30
+
+
+def test_stale_multipart_uploads_are_aborted_on_start(s3: S3Env, tmp_path) -> None:  # noqa: ANN001
+    client = s3.client()
+    stale = client.create_multipart_upload(Bucket=s3.bucket, Key="ds3/shards/0/00000000-deadbeef.jsonl.zst")
+    other = client.create_multipart_upload(Bucket=s3.bucket, Key="ds3/shards/7/00000000-deadbeef.jsonl.zst")
+    jitsynth("run", "--out", s3.url("ds3"), "--count", "4", "--workers", "1", "--shard-records", "4",
+             "--state-dir", str(tmp_path / "st"), env=s3.env(), check=True)
+    uploads = {u["UploadId"] for u in client.list_multipart_uploads(Bucket=s3.bucket, Prefix="ds3/").get("Uploads", [])}
+    assert stale["UploadId"] not in uploads
+    assert other["UploadId"] in uploads  # another producer's upload is not ours to abort
