@@ -1,21 +1,23 @@
 """Read a dataset the way the commit protocol intends: commits drive reading (a shard
 without a commit is invisible), records come back in (producer, seq, line) order.
 
-``iter_records(url)`` is the synchronous API for training code; the async functions
-serve the CLI and the verifier.
+``iter_records(url)`` is the synchronous API for training code; ``committed_shards(url)``
+lists the shard files for readers that open them in place (HF datasets, pandas, DuckDB,
+fsspec); the async functions serve the CLI, the verifier and ``stats``.
 """
 
 from __future__ import annotations
 
 import io
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import anyio
 import zstandard
 
 from sinks.url import sink_for
+from sinks.where import compile_where
 
 COMMITS_PREFIX = "commits/"
 
@@ -57,13 +59,51 @@ async def aiter_records(url: str, endpoint_url: str | None = None,
         await sink.close()
 
 
-def iter_records(url: str, endpoint_url: str | None = None) -> Iterator[dict[str, Any]]:
-    """Committed records as dicts, for training code: ``for r in iter_records("s3://b/p"): ...``"""
+def iter_records(url: str, endpoint_url: str | None = None,
+                 where: str | Callable[[dict[str, Any]], bool] | None = None) -> Iterator[dict[str, Any]]:
+    """Committed records as dicts, for training code: ``for r in iter_records("s3://b/p"): ...``
+
+    ``where`` filters records: an expression string (see ``sinks.where``) or a predicate.
+    """
+    keep = compile_where(where) if isinstance(where, str) else where
     with anyio.from_thread.start_blocking_portal() as portal:
         agen = aiter_records(url, endpoint_url)
-        while True:
-            try:
-                line = portal.call(agen.__anext__)
-            except StopAsyncIteration:
-                return
-            yield json.loads(line)
+        try:
+            while True:
+                try:
+                    line = portal.call(agen.__anext__)
+                except StopAsyncIteration:
+                    return
+                record = json.loads(line)
+                if keep is None or keep(record):
+                    yield record
+        finally:
+            portal.call(agen.aclose)  # closes the sink when the caller stops early
+
+
+async def acommitted_shards(url: str, endpoint_url: str | None = None) -> list[tuple[str, dict[str, Any]]]:
+    """(shard location, commit) for every commit: a local file path, or ``s3://bucket/key``."""
+    sink = sink_for(url, endpoint_url=endpoint_url)
+    await sink.open()
+    try:
+        out = []
+        async for _key, commit in commit_dicts(sink):
+            if hasattr(sink, "local_path"):
+                where = str(sink.local_path(commit["shard"]))
+            else:
+                key = f"{sink.prefix}/{commit['shard']}" if sink.prefix else commit["shard"]
+                where = f"s3://{sink.bucket}/{key}"
+            out.append((where, commit))
+        return out
+    finally:
+        await sink.close()
+
+
+def committed_shards(url: str, endpoint_url: str | None = None) -> list[str]:
+    """The committed shards of a dataset, in commit order, as paths or ``s3://`` URLs.
+
+    Hand these to readers that open files in place (HF ``datasets``, pandas, DuckDB,
+    fsspec) instead of globbing ``shards/``: a glob also picks up orphan shards that a
+    crashed producer left without a commit, which are not part of the dataset.
+    """
+    return [where for where, _ in anyio.run(acommitted_shards, url, endpoint_url)]

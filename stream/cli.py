@@ -48,13 +48,16 @@ def run(
     grace_period: Annotated[float | None, Opt(help="Seconds to commit the open shard after SIGTERM")] = None,
     log_format: Annotated[str | None, Opt(help="auto, json or console")] = None,
     metrics_port: Annotated[int | None, Opt(help="Serve Prometheus metrics on 127.0.0.1:PORT")] = None,
+    metrics_host: Annotated[str | None, Opt(help="Address for --metrics-port (default 127.0.0.1)")] = None,
+    progress: Annotated[str | None, Opt(help="Live progress display: auto (on a terminal), on or off")] = None,
 ) -> None:
     """Produce: stream deduplicated kernel records into committed shards."""
     cli: dict[str, Any] = dict(out=out, count=count, workers=workers, producer=producer, seed_start=seed_start,
                                shard_records=shard_records, shard_bytes=shard_bytes, shard_age=shard_age,
                                validate=validate, state_dir=state_dir, endpoint_url=endpoint_url,
                                batch_size=batch_size, task_timeout=task_timeout, grace_period=grace_period,
-                               log_format=log_format, metrics_port=metrics_port)
+                               log_format=log_format, metrics_port=metrics_port, metrics_host=metrics_host,
+                               progress=progress)
     try:
         settings = load_settings(cli, config)
     except ConfigError as exc:
@@ -67,7 +70,10 @@ def run(
 
     metrics = Metrics()
     if settings.metrics_port:
-        metrics.serve(settings.metrics_port, settings.metrics_host)
+        try:
+            metrics.serve(settings.metrics_port, settings.metrics_host)
+        except OSError as exc:
+            _fail(2, f"--metrics-port {settings.metrics_port} on {settings.metrics_host}: {exc.strerror or exc}")
 
     async def main() -> Any:
         sink = sink_for(settings.out, settings.endpoint_url, settings.region, settings.retry_deadline)
@@ -78,8 +84,11 @@ def run(
             await sink.close()
 
     resume_hint = "nothing committed is lost; rerun the same command to resume"
+    from stream.progress import progress_display
+
     try:
-        result = anyio.run(main, backend="asyncio")
+        with progress_display(settings, metrics):
+            result = anyio.run(main, backend="asyncio")
     except (ConfigError, SinkConfigError) as exc:
         _fail(2, str(exc))
     except SinkPermanentError as exc:
@@ -123,14 +132,26 @@ def sample(seed: Annotated[int, Opt(help="Seed to generate")] = 0,
 
 @app.command()
 def read(url: str, limit: Annotated[int | None, Opt(help="Stop after N records")] = None,
+         where: Annotated[str | None, Opt(help="Only records matching, e.g. \"metadata.loc > 40 and 'loops' in "
+                                               "metadata.features\"")] = None,
          endpoint_url: Annotated[str | None, Opt(envvar="AWS_ENDPOINT_URL")] = None) -> None:
     """Committed records as JSONL on stdout."""
+    import json
+
     from sinks.reader import aiter_records
+    from sinks.where import WhereError, compile_where
+
+    try:
+        keep = compile_where(where) if where else None
+    except WhereError as exc:
+        _fail(2, str(exc))
 
     async def main() -> None:
         n = 0
         out = sys.stdout.buffer
         async for line in aiter_records(url, endpoint_url):
+            if keep is not None and not keep(json.loads(line)):
+                continue
             out.write(line)
             n += 1
             if limit is not None and n >= limit:

@@ -1,0 +1,264 @@
+"""``jitsynth stats``: figures about a dataset, computed by following its commits.
+
+One streaming pass: commits give counts, bytes, seeds, duplicates and failures; each
+committed record adds its metadata (features, builtins, LOC, sizes, validation).
+Only small per-record numbers are kept, so memory stays modest for big datasets.
+"""
+
+from __future__ import annotations
+
+import re
+from array import array
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+from sinks.reader import commit_dicts, shard_lines
+
+VALIDATION_KEYS = ("codegen", "cuda_ptx", "cpu_compile", "executed")
+SIZE_KEYS = ("record", "python_source", "cpu.forward", "cpu.backward", "cpu.full", "cuda.forward", "cuda.backward",
+             "cuda.full")
+
+
+class _Backend(msgspec.Struct, frozen=True):
+    forward: str = ""
+    backward: str = ""
+    full: str = ""
+
+
+class _Generator(msgspec.Struct, frozen=True):
+    name: str = ""
+    version: str = ""
+    config_hash: str = ""
+
+
+class _Meta(msgspec.Struct, frozen=True):
+    loc: int = 0
+    n_params: int = 0
+    param_types: list[str] = []
+    features: list[str] = []
+    builtins: list[str] = []
+    complexity: int = 0
+    warp_version: str = ""
+    generator: _Generator = _Generator()
+
+
+class _Record(msgspec.Struct):
+    python_source: str = ""
+    cpu: _Backend = _Backend()
+    cuda: _Backend = _Backend()
+    validation: dict[str, bool | None] = {}
+    metadata: _Meta = _Meta()
+    ptx: str | None = None
+
+
+_decode = msgspec.json.Decoder(_Record).decode
+
+
+def reason_class(reason: str) -> str:
+    """Group failure reasons that differ only in numbers (seeds, line numbers, sizes)."""
+    return re.sub(r"\d+", "N", reason.strip())[:160]
+
+
+@dataclass
+class DatasetStats:
+    url: str = ""
+    commits: int = 0
+    records: int = 0
+    stored_bytes: int = 0
+    raw_bytes: int = 0
+    seeds: int = 0
+    duplicates: int = 0
+    failures: int = 0
+    failure_reasons: Counter = field(default_factory=Counter)
+    failure_example: dict[str, int] = field(default_factory=dict)
+    producers: dict[str, dict[str, int]] = field(default_factory=lambda: defaultdict(Counter))
+    per_commit: list[dict[str, Any]] = field(default_factory=list)
+    features: Counter = field(default_factory=Counter)
+    builtins: Counter = field(default_factory=Counter)
+    param_types: Counter = field(default_factory=Counter)
+    validation: dict[str, Counter] = field(default_factory=lambda: {k: Counter() for k in VALIDATION_KEYS})
+    generators: Counter = field(default_factory=Counter)
+    warp_versions: Counter = field(default_factory=Counter)
+    loc: array = field(default_factory=lambda: array("l"))
+    complexity: array = field(default_factory=lambda: array("l"))
+    n_params: array = field(default_factory=lambda: array("l"))
+    sizes: dict[str, array] = field(default_factory=lambda: {k: array("l") for k in SIZE_KEYS})
+
+    # -- accumulation ------------------------------------------------------------------------------
+    def add_commit(self, commit: dict[str, Any]) -> None:
+        failures = commit.get("failures") or []
+        seeds = int(commit["seed_end"]) - int(commit["seed_start"])
+        self.commits += 1
+        self.stored_bytes += int(commit["bytes"])
+        self.raw_bytes += int(commit.get("raw_bytes") or 0)
+        self.seeds += seeds
+        self.duplicates += int(commit.get("duplicates") or 0)
+        self.failures += len(failures)
+        for failure in failures:
+            cls = reason_class(str(failure.get("reason", "")))
+            self.failure_reasons[cls] += 1
+            self.failure_example.setdefault(cls, int(failure.get("seed", -1)))
+        p = self.producers[str(commit["producer"])]
+        p["commits"] += 1
+        p["records"] += int(commit["count"])
+        p["bytes"] += int(commit["bytes"])
+        p["seeds"] += seeds
+        p["duplicates"] += int(commit.get("duplicates") or 0)
+        p["failures"] += len(failures)
+        self.per_commit.append({"producer": str(commit["producer"]), "seq": int(commit["seq"]),
+                                "shard": commit["shard"], "records": int(commit["count"]),
+                                "duplicates": int(commit.get("duplicates") or 0), "failures": len(failures),
+                                "bytes": int(commit["bytes"]), "seeds": seeds, "config_hash": commit.get("config_hash"),
+                                "created_at": commit.get("created_at")})
+
+    def add_record(self, line: bytes) -> None:
+        rec = _decode(line)
+        meta = rec.metadata
+        self.records += 1
+        self.features.update(meta.features)
+        self.builtins.update(meta.builtins)
+        self.param_types.update(meta.param_types)
+        self.generators[f"{meta.generator.name} {meta.generator.version} ({meta.generator.config_hash})"] += 1
+        self.warp_versions[meta.warp_version] += 1
+        for key in VALIDATION_KEYS:
+            self.validation[key][_tri(rec.validation.get(key))] += 1
+        self.loc.append(meta.loc)
+        self.complexity.append(meta.complexity)
+        self.n_params.append(meta.n_params)
+        s = self.sizes
+        s["record"].append(len(line))
+        s["python_source"].append(len(rec.python_source))
+        for backend in ("cpu", "cuda"):
+            src = getattr(rec, backend)
+            for part in ("forward", "backward", "full"):
+                s[f"{backend}.{part}"].append(len(getattr(src, part)))
+
+    # -- results -----------------------------------------------------------------------------------
+    def pass_rates(self) -> dict[str, dict[str, Any]]:
+        out = {}
+        for key, c in self.validation.items():
+            checked = c["pass"] + c["fail"]
+            out[key] = {"pass": c["pass"], "fail": c["fail"], "not_checked": c["null"],
+                        "pass_rate": round(c["pass"] / checked, 4) if checked else None}
+        return out
+
+    def summary(self) -> dict[str, Any]:
+        """Everything as plain JSON-able values (``stats --json``, ``dataset.json``)."""
+        seeds = self.seeds or 1
+        return {
+            "url": self.url,
+            "commits": self.commits,
+            "records": self.records,
+            "producers": {k: dict(v) for k, v in sorted(self.producers.items())},
+            "bytes": {"stored": self.stored_bytes, "raw": self.raw_bytes,
+                      "compression_ratio": round(self.raw_bytes / self.stored_bytes, 2) if self.stored_bytes else None,
+                      "stored_per_record": round(self.stored_bytes / self.records) if self.records else None},
+            "seeds": {"consumed": self.seeds, "records": self.records, "duplicates": self.duplicates,
+                      "failures": self.failures, "yield": round(self.records / seeds, 4),
+                      "duplicate_rate": round(self.duplicates / seeds, 4),
+                      "failure_rate": round(self.failures / seeds, 4)},
+            "failures_by_reason": [{"reason": r, "count": n, "example_seed": self.failure_example[r]}
+                                   for r, n in self.failure_reasons.most_common()],
+            "validation": self.pass_rates(),
+            "features": dict(self.features.most_common()),
+            "builtins": dict(self.builtins.most_common()),
+            "param_types": dict(self.param_types.most_common()),
+            "generators": dict(self.generators),
+            "warp_versions": dict(self.warp_versions),
+            "distributions": {"loc": distribution(self.loc), "complexity": distribution(self.complexity),
+                              "n_params": distribution(self.n_params),
+                              **{f"chars.{k}" if k != "record" else "bytes.record": distribution(v)
+                                 for k, v in self.sizes.items()}},
+        }
+
+
+def _tri(value: bool | None) -> str:
+    return "null" if value is None else ("pass" if value else "fail")
+
+
+def distribution(values: array | list[int]) -> dict[str, float | int | None]:
+    if not values:
+        return {"n": 0, "min": None, "p10": None, "p50": None, "p90": None, "p99": None, "max": None, "mean": None}
+    ordered = sorted(values)
+    n = len(ordered)
+
+    def q(p: float) -> int:
+        return ordered[min(n - 1, int(p * (n - 1) + 0.5))]
+
+    return {"n": n, "min": ordered[0], "p10": q(0.10), "p50": q(0.50), "p90": q(0.90), "p99": q(0.99),
+            "max": ordered[-1], "mean": round(sum(ordered) / n, 1)}
+
+
+async def collect(sink, url: str = "") -> DatasetStats:  # noqa: ANN001 - any Sink
+    """One pass over the committed dataset behind ``sink``."""
+    stats = DatasetStats(url=url or getattr(sink, "url", ""))
+    async for _key, commit in commit_dicts(sink):
+        stats.add_commit(commit)
+        for line in await shard_lines(sink, commit):
+            stats.add_record(line)
+    return stats
+
+
+def _num(n: float | int | None) -> str:
+    if n is None:
+        return "-"
+    return f"{n:,}" if isinstance(n, int) else f"{n:,.1f}"
+
+
+def human_bytes(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or unit == "TiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"
+
+
+def markdown(summary: dict[str, Any], top_builtins: int = 25) -> str:
+    """The numbers as Markdown tables: ``jitsynth stats`` output and the card's body."""
+    s, b = summary["seeds"], summary["bytes"]
+    lines = [
+        "| | |", "|---|---|",
+        f"| records | {_num(summary['records'])} |",
+        f"| commits (shards) | {_num(summary['commits'])} |",
+        f"| producers | {len(summary['producers'])} |",
+        f"| stored (zstd) | {human_bytes(b['stored'])} ({_num(b['stored_per_record'])} B/record) |",
+        f"| uncompressed JSONL | {human_bytes(b['raw'])} (ratio {b['compression_ratio']}) |",
+        f"| seeds consumed | {_num(s['consumed'])} |",
+        f"| duplicates dropped | {_num(s['duplicates'])} ({s['duplicate_rate']:.2%} of seeds) |",
+        f"| failures | {_num(s['failures'])} ({s['failure_rate']:.2%} of seeds) |",
+        "", "**Producers**", "", "| producer | commits | records | stored | seeds | duplicates | failures |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for pid, p in summary["producers"].items():
+        lines.append(f"| {pid} | {p['commits']} | {_num(p['records'])} | {human_bytes(p['bytes'])} | "
+                     f"{_num(p['seeds'])} | {_num(p['duplicates'])} | {_num(p['failures'])} |")
+    lines += ["", "**Validation**", "", "| check | pass | fail | not checked | pass rate |",
+              "|---|---:|---:|---:|---:|"]
+    for key, v in summary["validation"].items():
+        rate = "-" if v["pass_rate"] is None else f"{v['pass_rate']:.2%}"
+        lines.append(f"| {key} | {_num(v['pass'])} | {_num(v['fail'])} | {_num(v['not_checked'])} | {rate} |")
+    lines += ["", "**Failures by reason**", ""]
+    if summary["failures_by_reason"]:
+        lines += ["| count | reason | example seed |", "|---:|---|---:|"]
+        lines += [f"| {f['count']} | `{f['reason'].replace('|', '/')}` | {f['example_seed']} |"
+                  for f in summary["failures_by_reason"]]
+    else:
+        lines.append("none")
+    lines += ["", "**Distributions**", "", "| quantity | min | p10 | median | p90 | p99 | max | mean |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for name, d in summary["distributions"].items():
+        lines.append(f"| {name} | " + " | ".join(_num(d[k]) for k in ("min", "p10", "p50", "p90", "p99", "max",
+                                                                           "mean")) + " |")
+    n = summary["records"] or 1
+    lines += ["", "**Features** (share of records)", "", "| feature | records | share |", "|---|---:|---:|"]
+    lines += [f"| {k} | {_num(v)} | {v / n:.1%} |" for k, v in summary["features"].items()]
+    lines += ["", f"**Builtins** (top {top_builtins} of {len(summary['builtins'])})", "",
+              "| builtin | records | share |", "|---|---:|---:|"]
+    lines += [f"| `{k}` | {_num(v)} | {v / n:.1%} |" for k, v in list(summary["builtins"].items())[:top_builtins]]
+    lines += ["", "**Generators**: " + ", ".join(f"{k}: {_num(v)}" for k, v in summary["generators"].items()),
+              "", "**Warp**: " + ", ".join(f"{k}: {_num(v)}" for k, v in summary["warp_versions"].items())]
+    return "\n".join(lines) + "\n"
