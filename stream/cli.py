@@ -182,6 +182,9 @@ def verify(url: str, endpoint_url: Annotated[str | None, Opt(envvar="AWS_ENDPOIN
         typer.echo(f"orphan shard (no commit, invisible to readers): {orphan}")
     typer.echo(f"{report.commits} commits, {report.records} records, {report.bytes} bytes, "
                f"{len(report.faults)} faults, {len(report.orphans)} orphan shards")
+    if report.cross_duplicates:
+        typer.echo(f"{report.cross_duplicates} cross-producer duplicates, listed in dedup/duplicates.json "
+                   "(readers skip them)")
     if not report.ok:
         raise typer.Exit(1)
 
