@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Collection, Iterator, Mapping
 from typing import Any
 
 import anyio
 import zstandard
 
+from sinks.dedupfile import load_exclusions
 from sinks.url import sink_for
 from sinks.where import compile_where
 
@@ -45,14 +46,24 @@ async def shard_lines(sink, commit: dict[str, Any]) -> list[bytes]:  # noqa: ANN
 
 
 async def aiter_records(url: str, endpoint_url: str | None = None,
-                        excluded: set[str] | None = None) -> AsyncIterator[bytes]:
-    """Raw JSONL lines of every committed record."""
+                        excluded: Mapping[str, Collection[str]] | None = None,
+                        dedup: bool = True) -> AsyncIterator[bytes]:
+    """Raw JSONL lines of every committed record.
+
+    ``excluded`` maps a commit's shard key to record ids to skip in that shard. By
+    default (``dedup``) it is the dataset's cross-producer dedup file written by
+    ``jitsynth dedup`` (``sinks.dedupfile``), so each listed duplicate is read once, at
+    its first copy; ``dedup=False`` reads every committed record.
+    """
     sink = sink_for(url, endpoint_url=endpoint_url)
     await sink.open()
     try:
+        if excluded is None and dedup:
+            excluded = await load_exclusions(sink)
         async for _key, commit in commit_dicts(sink):
+            skip = excluded.get(commit["shard"]) if excluded else None
             for line in await shard_lines(sink, commit):
-                if excluded and json.loads(line)["id"] in excluded:
+                if skip and json.loads(line)["id"] in skip:
                     continue
                 yield line
     finally:
