@@ -15,6 +15,7 @@ from typing import Any
 
 import msgspec
 
+from sinks.dedupfile import load_exclusions
 from sinks.reader import commit_dicts, shard_lines
 
 VALIDATION_KEYS = ("codegen", "cuda_ptx", "cpu_compile", "executed")
@@ -72,6 +73,7 @@ class DatasetStats:
     seeds: int = 0
     duplicates: int = 0
     failures: int = 0
+    cross_duplicates: int = 0  # records skipped as listed by `jitsynth dedup` (not in ``records``)
     failure_reasons: Counter = field(default_factory=Counter)
     failure_example: dict[str, int] = field(default_factory=dict)
     producers: dict[str, dict[str, int]] = field(default_factory=lambda: defaultdict(Counter))
@@ -152,6 +154,7 @@ class DatasetStats:
             "url": self.url,
             "commits": self.commits,
             "records": self.records,
+            "cross_producer_duplicates": self.cross_duplicates,
             "producers": {k: dict(v) for k, v in sorted(self.producers.items())},
             "bytes": {"stored": self.stored_bytes, "raw": self.raw_bytes,
                       "compression_ratio": round(self.raw_bytes / self.stored_bytes, 2) if self.stored_bytes else None,
@@ -195,9 +198,14 @@ def distribution(values: array | list[int]) -> dict[str, float | int | None]:
 async def collect(sink, url: str = "") -> DatasetStats:  # noqa: ANN001 - any Sink
     """One pass over the committed dataset behind ``sink``."""
     stats = DatasetStats(url=url or getattr(sink, "url", ""))
+    excluded = await load_exclusions(sink)  # cross-producer duplicates listed by `jitsynth dedup`
     async for _key, commit in commit_dicts(sink):
         stats.add_commit(commit)
+        skip = excluded.get(commit["shard"])
         for line in await shard_lines(sink, commit):
+            if skip and msgspec.json.decode(line)["id"] in skip:
+                stats.cross_duplicates += 1
+                continue
             stats.add_record(line)
     return stats
 
