@@ -81,6 +81,7 @@ class Producer:
         self.stop = anyio.Event()
         self.stopped_by_signal = False
         self.shards_written = 0
+        self._tasks: set[asyncio.Task] = set()
 
     # -- setup -------------------------------------------------------------------------------------
     async def run(self) -> RunResult:
@@ -98,6 +99,8 @@ class Producer:
             self.pool = WorkerPool(self.s.workers, process_batch, Failed, init_worker, (settings,),
                                    self.s.task_timeout, self.s.worker_max_tasks)
             try:
+                await self.pool.warm_up(self.s.workers)
+                self.metrics.started = time.monotonic()
                 with _unwrap_group():
                     async with anyio.create_task_group() as tg:
                         tg.start_soon(self._watch_signals)
@@ -107,6 +110,8 @@ class Producer:
                         await self._consume(receive)
                         tg.cancel_scope.cancel()
             finally:
+                for task in self._tasks:
+                    task.cancel()
                 self.pool.close(now=True)
         finally:
             self.index.close()
@@ -126,6 +131,8 @@ class Producer:
             while not self.stop.is_set():
                 seeds = list(range(seed, seed + batch))
                 task = asyncio.ensure_future(self.pool.process(seeds))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
                 try:
                     await send.send((seeds, task))
                 except (anyio.BrokenResourceError, anyio.ClosedResourceError):

@@ -28,6 +28,12 @@ def _child_init(initializer: Callable[..., None], args: tuple[Any, ...]) -> None
     initializer(*args)
 
 
+def _pause(seconds: float) -> None:
+    import time
+
+    time.sleep(seconds)
+
+
 class WorkerPool:
     def __init__(self, workers: int, task: Callable[[list[int]], list[Any]], failed: Callable[[int, str], Any],
                  initializer: Callable[..., None], initargs: tuple[Any, ...], timeout: float, max_tasks: int) -> None:
@@ -36,8 +42,15 @@ class WorkerPool:
         self._timeout = timeout
         self.crashes = 0
         self.timeouts = 0
+        self.closed = False
         self._pool = ProcessPool(max_workers=workers, max_tasks=max_tasks, initializer=_child_init,
                                  initargs=(initializer, initargs), context=multiprocessing.get_context("spawn"))
+
+    async def warm_up(self, workers: int) -> None:
+        """Wait until every worker has started and initialised Warp (pool start-up costs
+        a few seconds; callers that time throughput start their clock after this)."""
+        futures = [self._pool.schedule(_pause, args=(0.3,), timeout=self._timeout + 60) for _ in range(workers)]
+        await asyncio.gather(*(asyncio.wrap_future(f) for f in futures))
 
     async def _run(self, seeds: list[int]) -> list[Any]:
         future = self._pool.schedule(self._task, args=(seeds,), timeout=self._timeout)
@@ -58,11 +71,15 @@ class WorkerPool:
 
     async def process(self, seeds: list[int]) -> list[Any]:
         """Outcomes for ``seeds`` in seed order; never raises for worker faults."""
+        if self.closed:
+            raise asyncio.CancelledError
         try:
             return await self._run(seeds)
         except (ProcessExpired, FutureTimeout, TimeoutError, Exception) as exc:  # noqa: BLE001
             reason = self._reason(exc)
             log.warning("batch failed, retrying seed by seed", first_seed=seeds[0], n=len(seeds), reason=reason)
+        if self.closed:  # shutting down: these seeds are simply not consumed
+            raise asyncio.CancelledError
         results = await asyncio.gather(*(self._single(seed) for seed in seeds))
         return [outcome for batch in results for outcome in batch]
 
@@ -70,11 +87,14 @@ class WorkerPool:
         try:
             return await self._run([seed])
         except Exception as exc:  # noqa: BLE001
+            if self.closed:
+                raise asyncio.CancelledError from None
             reason = self._reason(exc)
             log.error("seed failed", seed=seed, reason=reason)
             return [self._failed(seed, reason)]
 
     def close(self, now: bool = False) -> None:
+        self.closed = True
         if now:
             self._pool.stop()
         else:

@@ -13,17 +13,23 @@ What we use, and why:
   compiling it (no clang, no NVRTC, no GPU). One builder serves both the CPU and the
   CUDA pass: the builder's ``target`` is only consulted by tile/MathDx builtins, which
   the generator does not emit, so building the adjoints twice would be wasted work.
+- ``warp._src.context.builtin_functions`` with ``codegen.func_match_args`` and
+  ``warp._src.types``: the builtin registry and Warp's own overload resolution, read by
+  ``synth/signatures.py`` through ``builtin_overloads`` / ``builtin_return_type``.
 """
 
 from __future__ import annotations
 
 import linecache
 import sys
+import time
 import types
 from dataclasses import dataclass
 
 import warp as wp
+import warp._src.codegen as _wcodegen
 import warp._src.context as _wctx
+import warp._src.types as _wtypes
 
 WARP_VERSION: str = wp.config.version
 
@@ -96,15 +102,29 @@ class KernelModule:
         except KeyError:
             raise ValueError("source defines no @wp.kernel") from None
 
-    def codegen(self) -> GeneratedSources:
-        """Generate CPU and CUDA source with one shared ModuleBuilder."""
+    def codegen(self, shared_builder: bool = True, timings: dict[str, float] | None = None) -> GeneratedSources:
+        """Generate CPU and CUDA source. ``shared_builder=False`` builds one ModuleBuilder per
+        target, as Warp's own load path does (kept for the profile's before/after);
+        ``timings`` (seconds, accumulated) feeds ``jitsynth bench --profile``."""
+        clock = time.perf_counter
         wmod = self.warp_module()
         options = wmod.resolve_options(wp.config) | {"output_arch": None}
+        t = timings if timings is not None else {}
         with _wctx._codegen_lock:
+            t0 = clock()
             builder = _wctx.ModuleBuilder(wmod, options, target="cpu")
+            t1 = clock()
             cpu = builder.codegen("cpu")
-            builder.target = "cuda"
+            t2 = clock()
+            if shared_builder:
+                builder.target = "cuda"
+            else:
+                builder = _wctx.ModuleBuilder(wmod, options, target="cuda")
+            t3 = clock()
             cuda = builder.codegen("cuda")
+            t4 = clock()
+        for stage, seconds in (("build_adjoints", t1 - t0 + t3 - t2), ("emit_cpu", t2 - t1), ("emit_cuda", t4 - t3)):
+            t[stage] = t.get(stage, 0.0) + seconds
         keys = tuple(k.key for k in builder.kernels)
         return GeneratedSources(cpu=cpu, cuda=cuda, kernel_keys=keys)
 
@@ -112,3 +132,172 @@ class KernelModule:
 def live_module_count() -> int:
     """How many Warp modules are registered (a leak check for workers and tests)."""
     return len(_wctx.user_modules)
+
+
+# -- Builtin registry (read by synth/signatures.py) -----------------------------------
+# ``warp._src.context.builtin_functions`` maps every builtin's name to a Function whose
+# ``overloads`` carry ``input_types``, ``value_func``, ``defaults``, ``group`` and
+# ``hidden``. The generator derives its expression productions from it, so a new Warp
+# release widens the generator without a hand-typed list. Only plain data leaves here.
+
+
+@dataclass(frozen=True, slots=True)
+class BuiltinOverload:
+    name: str
+    group: str
+    documented: bool  # Warp lists this overload in its documentation (not hidden)
+    params: tuple[tuple[str, str], ...]  # (name, type): "float32", "vec3f", "array[float32]" or a
+    # generic placeholder such as "Float", "Scalar", "vec_t", "Any"; "*args" for variadic
+    optional: tuple[str, ...]  # parameters that have defaults and may be left out
+    returns: str | None  # declared return type; None where Warp infers it from the arguments
+    index: int  # position among the builtin's overloads (for builtin_return_type)
+
+
+def _named_value_types() -> dict[str, type]:
+    """Warp's public concrete value types by name (float32, vec3f, mat33d, quatf ...)."""
+    named: dict[str, type] = {t.__name__: t for t in _wtypes.scalar_types}
+    named["bool"] = bool
+    for name in dir(_wtypes):
+        t = getattr(_wtypes, name)
+        if isinstance(t, type) and name == getattr(t, "__name__", None) and hasattr(t, "_wp_scalar_type_"):
+            if not _wtypes.type_is_generic(t):
+                named[name] = t
+    return named
+
+
+_NAMED: dict[str, type] | None = None
+
+
+def _named() -> dict[str, type]:
+    global _NAMED
+    if _NAMED is None:
+        _NAMED = _named_value_types()
+    return _NAMED
+
+
+def _type_name(t: object) -> str:
+    if t is None:
+        return "None"
+    if t is int:
+        return "int32"
+    if t is float:
+        return "float32"
+    if t is bool:
+        return "bool"
+    if isinstance(t, (tuple, list)):
+        return "tuple[" + ",".join(_type_name(x) for x in t) + "]"
+    if _wtypes.is_array(t):
+        return f"array[{_type_name(t.dtype)}]"
+    name = getattr(t, "__name__", None) or repr(t)
+    named = _named()
+    if named.get(name) is t:
+        return name
+    if isinstance(t, type) and hasattr(t, "_wp_scalar_type_") and not _wtypes.type_is_generic(t):
+        # Generic constructors return anonymous classes (transform_t of float32 ...).
+        for candidate, ct in named.items():
+            if ct is not bool and _wtypes.types_equal(t, ct):
+                return candidate
+    return name
+
+
+def builtin_overloads() -> list[BuiltinOverload]:
+    """Every overload of every Warp builtin, in registration order."""
+    out: list[BuiltinOverload] = []
+    for name, func in _wctx.builtin_functions.items():
+        for index, o in enumerate(getattr(func, "overloads", None) or [func]):
+            params = tuple(("*args" if o.variadic and pname == "args" else pname, _type_name(pt))
+                           for pname, pt in (o.input_types or {}).items())
+            vt = o.value_type
+            returns = None if vt is None or _wtypes.type_is_generic(vt) else _type_name(vt)
+            out.append(BuiltinOverload(name, func.group, not o.hidden, params, tuple(o.defaults or ()), returns, index))
+    return out
+
+
+def builtin_return_type(name: str, arg_types: tuple[str, ...], index: int | None = None) -> str | None:
+    """What Warp's own overload resolution makes of ``name(arg_types...)``: the return
+    type name ("None" for a void builtin), or None when no overload accepts the types.
+    With ``index``, only that overload is tried (cheaper when instantiating it)."""
+    named = _named()
+    try:
+        types = tuple(named[t] for t in arg_types)
+    except KeyError:
+        return None
+    func = _wctx.builtin_functions.get(name)
+    if func is None:
+        return None
+    overloads = getattr(func, "overloads", None) or [func]
+    for o in overloads if index is None else overloads[index : index + 1]:
+        if not o.variadic and len(o.input_types) < len(types):
+            continue
+        try:
+            if not _wcodegen.func_match_args(o, types, {}):
+                continue
+            bound = o.signature.bind(*types)
+        except TypeError:
+            continue
+        arg_map = dict(bound.arguments)
+        if o.variadic and "args" in arg_map:
+            arg_map["args"] = tuple(arg_map["args"])
+        try:
+            ret = o.value_func(arg_map, {k: None for k in arg_map}) if o.value_func else o.value_type
+        except Exception:  # noqa: BLE001 - a value_func that rejects the types means "no"
+            continue
+        return _type_name(ret)
+    return None
+
+
+# -- Validation tiers (used by synth/validate.py) ----------------------------------------
+# Compiling a Warp module costs ~0.5 s of clang or NVRTC before its first kernel, so the
+# tiers compile the kernels of a whole worker batch as ONE module: a fresh ``Module`` that
+# is never put in ``user_modules`` (nothing to leak), holding a copy of each kernel under a
+# unique key. Helpers and structs come along through the builder as for any cross-module
+# call; Warp gives every ``@wp.func`` a process-unique native name and emits each struct
+# once per hash, so same-named helpers of different seeds do not collide.
+
+import os as _os  # noqa: E402 - kept with the section that needs it
+
+import warp._src.build as _wbuild  # noqa: E402
+
+
+def kernel_params(kernel: wp.Kernel) -> list[tuple[str, type]]:
+    """(name, Warp type) of each kernel parameter, as Warp resolved the annotations."""
+    return [(arg.label, arg.type) for arg in kernel.adj.args]
+
+
+def struct_fields(struct_type: object) -> dict[str, type]:
+    """Field name -> resolved Warp type of a ``@wp.struct`` type."""
+    return {name: var.type for name, var in struct_type.vars.items()}  # type: ignore[attr-defined]
+
+
+def composite_layout(t: type) -> tuple[type, tuple[int, ...]]:
+    """(scalar type, shape) of a vector / matrix / quaternion type; (t, ()) for a scalar."""
+    return getattr(t, "_wp_scalar_type_", t), tuple(getattr(t, "_shape_", ()))
+
+
+def batch_module(name: str, kernels: list[wp.Kernel], options: dict) -> tuple[_wctx.Module, list[wp.Kernel]]:
+    """One unregistered Warp module holding a copy of each kernel (keys made unique)."""
+    module = _wctx.Module(name, None)
+    module.options.update(options)
+    copies = [wp.Kernel(k.func, key=f"{k.key}_b{i}", module=module, options=dict(k.options))
+              for i, k in enumerate(kernels)]
+    return module, copies
+
+
+def resolved_cpu_flags(module: _wctx.Module) -> str:
+    """The flag string Warp's clang gets for ``module`` (module option over wp.config)."""
+    return _wctx._resolve_cpu_compiler_flags(module.options["cpu_compiler_flags"], wp.config.cpu_compiler_flags)
+
+
+def nvrtc_ptx(cuda_source: str, arch: int, workdir: str) -> str:
+    """NVRTC PTX of a complete generated CUDA source text, with the options Warp's own
+    build uses by default. The file name is fixed so the PTX depends only on the text."""
+    options = _wctx.Module("jitsynth_ptx_options", None).resolve_options(wp.config)
+    cu_path, ptx_path = _os.path.join(workdir, "kernel.cu"), _os.path.join(workdir, "kernel.ptx")
+    with open(cu_path, "w", encoding="utf-8") as f:
+        f.write(cuda_source)
+    _wbuild.build_cuda(cu_path, arch, ptx_path, pch_dir=_wctx.runtime.get_nvrtc_pch_dir(), config=options["mode"],
+                       optimization_level=options["optimization_level"] or 3, verify_fp=options["verify_fp"],
+                       fast_math=options["fast_math"], fuse_fp=options["fuse_fp"], lineinfo=options["lineinfo"],
+                       use_precompiled_headers=options["use_precompiled_headers"])
+    with open(ptx_path, encoding="utf-8") as f:
+        return f.read().rstrip("\0")

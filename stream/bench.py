@@ -1,0 +1,213 @@
+"""``jitsynth bench``: the pipeline measured against the raw codegen ceiling, side by
+side in one run on the same seeds, plus the per-stage profile.
+
+- ceiling: W plain processes, each a tight loop of build_record + serialise over its share
+  of the seeds (no pool, no IPC, no dedup, no compression, no storage);
+- pipeline (local sink) and pipeline (S3 sink, against a SeaweedFS the bench starts): the
+  real Producer over the same seeds.
+Both clocks start after the worker processes have started and initialised Warp.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import platform
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import anyio
+import psutil
+
+
+@dataclass
+class _Sampler:
+    """Peak RSS of a process and its children, and CPU seconds used, sampled in a thread."""
+
+    pid: int = field(default_factory=os.getpid)
+    interval: float = 0.2
+    peak_main: int = 0
+    peak_workers: dict[int, int] = field(default_factory=dict)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+    _cpu: dict[int, float] = field(default_factory=dict)
+
+    def _tick(self) -> None:
+        proc = psutil.Process(self.pid)
+        self.peak_main = max(self.peak_main, proc.memory_info().rss)
+        self._cpu[self.pid] = sum(proc.cpu_times()[:2])
+        for child in proc.children(recursive=True):
+            try:
+                rss = child.memory_info().rss
+                self._cpu[child.pid] = sum(child.cpu_times()[:2])
+            except psutil.Error:
+                continue
+            self.peak_workers[child.pid] = max(self.peak_workers.get(child.pid, 0), rss)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self._tick()
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> _Sampler:
+        self._tick()
+        self._cpu0 = dict(self._cpu)
+        self._t0 = time.monotonic()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._tick()
+        self._stop.set()
+        if self._thread:
+            self._thread.join()
+        self.wall = time.monotonic() - self._t0
+
+    def cpu_utilisation(self) -> float:
+        used = sum(v - self._cpu0.get(pid, 0.0) for pid, v in self._cpu.items())
+        return used / (self.wall * (os.cpu_count() or 1))
+
+
+def _ceiling_worker(seeds: list[int], ready: Any, go: Any, out: Any) -> None:
+    from synth.config import GeneratorConfig
+    from synth.record import encode_line
+    from synth.worker import WorkerSettings, build_record, init_worker
+
+    settings = WorkerSettings(GeneratorConfig(), "bench")
+    init_worker(settings)
+    ready.set()
+    go.wait()
+    t0 = time.perf_counter()
+    n = 0
+    for seed in seeds:
+        try:
+            encode_line(build_record(seed, settings))
+            n += 1
+        except Exception:  # noqa: BLE001 - a rejected kernel costs time like any other
+            pass
+    out.put((n, len(seeds), time.perf_counter() - t0, psutil.Process().memory_info().rss))
+
+
+def measure_ceiling(seeds: list[int], workers: int) -> dict[str, Any]:
+    ctx = multiprocessing.get_context("spawn")
+    go, out = ctx.Event(), ctx.Queue()
+    readies = [ctx.Event() for _ in range(workers)]
+    procs = [ctx.Process(target=_ceiling_worker, args=(seeds[i::workers], readies[i], go, out))
+             for i in range(workers)]
+    for p in procs:
+        p.start()
+    for r in readies:
+        r.wait()
+    t0 = time.perf_counter()
+    go.set()
+    results = [out.get() for _ in procs]
+    wall = time.perf_counter() - t0
+    for p in procs:
+        p.join()
+    done = sum(r[1] for r in results)
+    return {"kernels": done, "records": sum(r[0] for r in results), "wall_s": round(wall, 2),
+            "kernels_per_s": round(done / wall, 1),
+            "per_process_kernels_per_s": [round(r[1] / r[2], 1) for r in results],
+            "worker_rss_mb": [round(r[3] / 2**20, 1) for r in results]}
+
+
+def measure_pipeline(out: str, seeds: list[int], workers: int, state_dir: Path,
+                     endpoint_url: str | None = None) -> dict[str, Any]:
+    from sinks.url import sink_for
+    from stream.config import load_settings
+    from stream.metrics import Metrics
+    from stream.pipeline import Producer
+
+    # --count equals the seed count only if there are no duplicates or failures; a
+    # producer that sees some simply consumes a few more seeds, which is counted.
+    settings = load_settings({"out": out, "count": len(seeds), "workers": workers, "seed_start": seeds[0],
+                              "state_dir": state_dir, "endpoint_url": endpoint_url, "shard_records": 500,
+                              "log_format": "json", "log_level": "warning"})
+    metrics = Metrics()
+
+    async def main() -> Any:
+        sink = sink_for(settings.out, settings.endpoint_url)
+        await sink.open()
+        try:
+            return await Producer(settings, sink, metrics).run()
+        finally:
+            await sink.close()
+
+    with _Sampler() as sampler:
+        anyio.run(main, backend="asyncio")
+    elapsed = time.monotonic() - metrics.started
+    processed = metrics.processed._value.get()
+    records = metrics.records._value.get()
+    return {
+        "kernels": int(processed), "records": int(records), "wall_s": round(elapsed, 2),
+        "kernels_per_s": round(processed / elapsed, 1),
+        "stored_bytes_per_record": round(metrics.stored_bytes._value.get() / max(records, 1)),
+        "raw_bytes_per_record": round(metrics.raw_bytes._value.get() / max(records, 1)),
+        "peak_rss_main_mb": round(sampler.peak_main / 2**20, 1),
+        "peak_rss_workers_mb": sorted(round(v / 2**20, 1) for v in sampler.peak_workers.values()),
+        "cpu_utilisation": round(sampler.cpu_utilisation(), 3),
+        "storage_retries": int(metrics.storage_retries._value.get()) if hasattr(metrics.storage_retries, "_value")
+        else 0,
+    }
+
+
+def machine() -> dict[str, Any]:
+    cpu = platform.processor()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+            "python": platform.python_version(), "platform": platform.platform(), "warp": version("warp-lang"),
+            "load_avg_at_start": [round(x, 2) for x in os.getloadavg()]}
+
+
+def run_bench(n: int, workers: int, with_s3: bool = True, seed_start: int = 10_000_000) -> dict[str, Any]:
+    seeds = list(range(seed_start, seed_start + n))
+    result: dict[str, Any] = {"machine": machine(), "kernels": n, "workers": workers,
+                              "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    with tempfile.TemporaryDirectory(prefix="jitsynth-bench-") as tmp:
+        root = Path(tmp)
+        result["ceiling"] = measure_ceiling(seeds, workers)
+        result["pipeline_local"] = measure_pipeline(str(root / "ds"), seeds, workers, root / "st")
+        if with_s3:
+            result["pipeline_s3"] = _bench_s3(root, seeds, workers)
+    ceiling = result["ceiling"]["kernels_per_s"]
+    result["ceiling_kernels_per_s"] = ceiling
+    result["pipeline_kernels_per_s"] = result["pipeline_local"]["kernels_per_s"]
+    result["ratio"] = round(result["pipeline_kernels_per_s"] / ceiling, 3)
+    s3 = result.get("pipeline_s3", {})
+    if "kernels_per_s" in s3:
+        result["pipeline_s3_kernels_per_s"] = s3["kernels_per_s"]
+        result["ratio_s3"] = round(s3["kernels_per_s"] / ceiling, 3)
+    return result
+
+
+def _bench_s3(root: Path, seeds: list[int], workers: int) -> dict[str, Any]:
+    from sinks.seaweed import SeaweedServer
+
+    key, secret = "jitsynth-bench", "jitsynth-bench-secret"
+    try:
+        server = SeaweedServer("bench", key, secret, data_dir=root / "weed").start()
+    except Exception as exc:  # noqa: BLE001 - the bench still reports the local numbers
+        return {"skipped": f"SeaweedFS did not start: {exc}"}
+    saved = {k: os.environ.get(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
+    os.environ.update(AWS_ACCESS_KEY_ID=key, AWS_SECRET_ACCESS_KEY=secret)
+    try:
+        return measure_pipeline("s3://bench/ds", seeds, workers, root / "st-s3", endpoint_url=server.endpoint)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        server.cleanup()

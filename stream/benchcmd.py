@@ -1,0 +1,113 @@
+"""``jitsynth bench``: write results to bench/results/ and print a table."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+Opt = typer.Option
+
+
+def _table(result: dict[str, Any]) -> str:
+    rows = [("ceiling (plain processes)", result["ceiling"]), ("pipeline, local sink", result["pipeline_local"])]
+    if "pipeline_s3" in result:
+        rows.append(("pipeline, S3 sink (SeaweedFS)", result["pipeline_s3"]))
+    ceiling = result["ceiling_kernels_per_s"]
+    lines = ["| run | kernels/s | ratio | stored B/record | raw B/record | peak RSS main MB | peak RSS workers MB | CPU util |",
+             "|---|---|---|---|---|---|---|---|"]
+    for name, r in rows:
+        if "kernels_per_s" not in r:
+            lines.append(f"| {name} | skipped: {r.get('skipped', '')} | | | | | | |")
+            continue
+        lines.append(f"| {name} | {r['kernels_per_s']} | {r['kernels_per_s'] / ceiling:.3f} | "
+                     f"{r.get('stored_bytes_per_record', '')} | {r.get('raw_bytes_per_record', '')} | "
+                     f"{r.get('peak_rss_main_mb', '')} | {r.get('peak_rss_workers_mb', r.get('worker_rss_mb', ''))} | "
+                     f"{r.get('cpu_utilisation', '')} |")
+    return "\n".join(lines)
+
+
+def bench(
+    kernels: Annotated[int, Opt(help="Kernels per measured run")] = 1500,
+    workers: Annotated[int, Opt(help="Worker processes")] = 2,
+    json_file: Annotated[Path | None, Opt("--json", help="Also write the results here")] = None,
+    s3: Annotated[bool, Opt("--s3/--no-s3", help="Measure the S3 sink against a local SeaweedFS")] = True,
+    profile: Annotated[int, Opt(help="Per-stage profile over N kernels (0: skip)")] = 300,
+    memory: Annotated[int, Opt(help="Worker RSS over N kernels in one process (0: skip)")] = 0,
+    dedup_ids: Annotated[int, Opt(help="Dedup index at N synthetic ids (0: skip)")] = 0,
+    compression: Annotated[bool, Opt(help="Compare zstd settings on generated records")] = True,
+    results_dir: Annotated[Path, Opt(help="Where results are kept")] = Path("bench/results"),
+) -> None:
+    """Pipeline vs codegen ceiling, side by side in one run (see README: Performance)."""
+    from stream.bench import run_bench
+    from stream.logs import configure
+
+    configure("console", "warning")
+    result = run_bench(kernels, workers, with_s3=s3)
+    if profile:
+        import multiprocessing
+
+        from synth.profile import profile as run_profile
+
+        seeds = list(range(20_000_000, 20_000_000 + profile))
+        with multiprocessing.get_context("spawn").Pool(1) as pool:
+            result["profile_before_separate_builders"] = pool.apply(run_profile, (seeds, False))
+            result["profile_after_shared_builder"] = pool.apply(run_profile, (seeds, True))
+    if memory:
+        import multiprocessing
+
+        from synth.profile import rss_growth
+
+        with multiprocessing.get_context("spawn").Pool(1) as pool:
+            result["worker_memory"] = pool.apply(rss_growth, (memory,))
+    if dedup_ids:
+        from stream.benchmore import dedup_at_scale
+
+        result["dedup_index"] = dedup_at_scale(dedup_ids)
+    if compression:
+        from stream.benchmore import compression_choices
+
+        result["compression"] = compression_choices(_sample_lines(400))
+    results_dir.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    text = json.dumps(result, indent=2)
+    (results_dir / f"bench-{stamp}.json").write_text(text + "\n")
+    table = _table(result)
+    (results_dir / "latest.md").write_text(f"Measured {result['started']} on {result['machine']['cpu']} "
+                                           f"({result['machine']['cores']} cores), Warp {result['machine']['warp']}, "
+                                           f"{kernels} kernels, {workers} workers.\n\n{table}\n")
+    if json_file:
+        json_file.write_text(text + "\n")
+    typer.echo(table)
+    typer.echo(f"ratio (local) = {result['ratio']}" + (f", ratio (S3) = {result['ratio_s3']}" if "ratio_s3" in result
+                                                        else ""))
+
+
+def _sample_lines(n: int) -> list[bytes]:
+    import multiprocessing
+
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        return pool.apply(_lines_worker, (n,))
+
+
+def _lines_worker(n: int) -> list[bytes]:
+    from synth.config import GeneratorConfig
+    from synth.record import encode_line
+    from synth.worker import WorkerSettings, build_record, init_worker
+
+    settings = WorkerSettings(GeneratorConfig(), "bench")
+    init_worker(settings)
+    lines = []
+    for seed in range(30_000_000, 30_000_000 + n):
+        try:
+            lines.append(encode_line(build_record(seed, settings)))
+        except Exception:  # noqa: BLE001
+            continue
+    return lines
+
+
+def register(app: typer.Typer) -> None:
+    app.command("bench")(bench)
