@@ -3,8 +3,8 @@
 ``jitsynth dedup`` (``stream.crossdedup``) writes it; committed shards are never
 rewritten. It lists, for each record that repeats an id an *earlier* producer already
 committed, where the repeat is (``shard``, ``id``) and where the first copy is. Earlier
-means commit-key order, the order every reader follows: producer id compared as a
-string, then ``seq`` (so producer ``10`` comes before ``2``). Readers skip the listed
+means commit-key order, the order every reader follows: ``commits/{producer}/{seq:08d}.json``
+sorted as strings (so producer ``10`` comes before ``2``). Readers skip the listed
 (shard, id) pairs and keep the first copy. A dataset without the file reads as before.
 
 This module only parses the file (the ``sinks`` layer knows the dataset layout, not

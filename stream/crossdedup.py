@@ -9,10 +9,11 @@ again after its first occurrence, and writes ``dedup/duplicates.json`` (format i
 touched, so the pass is safe to run while producers are still writing, and to rerun:
 each run recomputes the whole file from the commits it sees.
 
-Order ("earlier"): commit-key order, ``commits/{producer}/{seq:08d}.json`` sorted as
-strings, i.e. producer id as a string, then seq, then position in the shard. That is
-the order ``jitsynth read`` yields records in, so the copy a reader keeps is always
-the first one it meets.
+Order ("earlier"): commit-key order, the keys ``commits/{producer}/{seq:08d}.json``
+sorted as byte strings (as every sink lists them), then position in the shard: roughly
+producer id as a string, then seq (``10`` sorts before ``2``, ``1-b`` before ``1``). That
+is the order ``jitsynth read`` yields records in, so the copy a reader keeps is always
+the first one it meets, and the result does not depend on when producers ran.
 
 A repeat *within* one producer is not a cross-producer duplicate: the per-producer
 index should have made it impossible, so it is reported (and ``jitsynth verify``
@@ -36,7 +37,7 @@ from stream.commitlog import now_iso
 
 log = structlog.get_logger("jitsynth.dedup")
 
-ORDER = "commit key order: producer id as a string, then seq, then position in the shard"
+ORDER = "commit keys (commits/{producer}/{seq:08d}.json) sorted as byte strings, then position in the shard"
 
 __all__ = ["DEDUP_KEY", "DedupResult", "exclusions", "find_duplicates", "load", "load_excluded_ids",
            "load_exclusions", "run_dedup"]
@@ -101,10 +102,11 @@ def find_duplicates(commits: list[dict[str, Any]]) -> DedupResult:
 
 async def scan(sink) -> DedupResult:  # noqa: ANN001 - any Sink
     """Read every commit (ids only) in commit-key order and find the duplicates."""
-    commits = []
-    async for _key, commit in commit_dicts(sink):
-        commits.append({k: commit[k] for k in ("producer", "seq", "shard", "sha256", "ids")})
-    return find_duplicates(commits)
+    keyed = []
+    async for key, commit in commit_dicts(sink):
+        keyed.append((key.encode(), {k: commit[k] for k in ("producer", "seq", "shard", "sha256", "ids")}))
+    keyed.sort(key=lambda kc: kc[0])  # sinks list sorted already; make the order independent of that
+    return find_duplicates([commit for _key, commit in keyed])
 
 
 async def run_dedup(sink, write: bool = True) -> DedupResult:  # noqa: ANN001 - any Sink

@@ -25,8 +25,10 @@ def dedup(url: str,
           endpoint_url: Annotated[str | None, Opt(envvar="AWS_ENDPOINT_URL", help="S3 endpoint (or $AWS_ENDPOINT_URL)")] = None,
           dry_run: Annotated[bool, Opt("--dry-run", help="Report only; do not write dedup/duplicates.json")] = False,
           as_json: Annotated[bool, Opt("--json", help="Print the summary as one JSON object")] = False) -> None:
-    """Cross-producer duplicate pass: list records that repeat an earlier producer's in
-    dedup/duplicates.json (shards are not rewritten); read, verify, stats and export honour it."""
+    """Cross-producer duplicate pass: list repeats of an earlier producer's records in dedup/duplicates.json.
+
+    Committed shards are not rewritten; read, verify, stats and export honour the list.
+    """
     import anyio
 
     from sinks.base import SinkConfigError, SinkError
