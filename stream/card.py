@@ -81,6 +81,16 @@ def _generator_section(summary: dict[str, Any], gen_config: Any | None) -> list[
     return lines
 
 
+def _cross_note(summary: dict[str, Any]) -> list[str]:
+    n = summary.get("cross_producer_duplicates") or 0
+    if not n:
+        return []
+    return [f"**Note:** {n:,} records repeat a kernel that an earlier producer committed; `jitsynth dedup` listed "
+            "them in `dedup/duplicates.json` and they are not counted here. `jitsynth read`, `iter_records` and "
+            "`jitsynth export` skip them; readers that open the shards in place (the file list below, pandas, "
+            "DuckDB) still see them: drop the listed ids.", ""]
+
+
 def render(st: DatasetStats, shards: list[str], *, gen_config: Any | None = None, license_id: str = "apache-2.0",
            pretty_name: str = "jitsynth: Warp kernels with generated C++/CUDA", plots: list[str] | None = None) -> str:
     summary = st.summary()
@@ -94,6 +104,7 @@ def render(st: DatasetStats, shards: list[str], *, gen_config: Any | None = None
            f"{summary['validation']['codegen']['pass']:,} records passed Warp codegen for both backends, and "
            "records are unique by a canonical form of the kernel (renamed copies collide).", "",
            f"Card generated {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')} from the dataset's commits.", "",
+           *_cross_note(summary),
            "## Loading", "",
            "Only shards that have a commit under `commits/` belong to the dataset; the list in the front matter "
            "above is exactly those. In Python:", "",

@@ -238,6 +238,8 @@ def markdown(summary: dict[str, Any], top_builtins: int = 25) -> str:
         f"| seeds consumed | {_num(s['consumed'])} |",
         f"| duplicates dropped | {_num(s['duplicates'])} ({s['duplicate_rate']:.2%} of seeds) |",
         f"| failures | {_num(s['failures'])} ({s['failure_rate']:.2%} of seeds) |",
+        f"| cross-producer duplicates (listed by `jitsynth dedup`, not counted) | "
+        f"{_num(summary.get('cross_producer_duplicates', 0))} |",
         "", "**Producers**", "", "| producer | commits | records | stored | seeds | duplicates | failures |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
