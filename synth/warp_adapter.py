@@ -46,6 +46,7 @@ def init_warp() -> None:
     # Portable, reproducible output: never bake the build machine's CPU into anything.
     wp.config.mode = "release"
     wp.init()
+    set_overload_cache(True)
     _initialised = True
 
 
@@ -127,6 +128,37 @@ class KernelModule:
             t[stage] = t.get(stage, 0.0) + seconds
         keys = tuple(k.key for k in builder.kernels)
         return GeneratedSources(cpu=cpu, cuda=cuda, kernel_keys=keys)
+
+
+# -- Overload resolution cache ---------------------------------------------------------
+# Warp resolves every builtin call by trying each overload in turn (Signature.bind and
+# type matching per candidate): about a third of all codegen time for our kernels. The
+# choice depends only on (builtin, argument types, keyword types, outputs), so when all
+# of those are plain type objects (hashable by value) the answer is memoised. Anything
+# else (array instances, references, user functions) takes Warp's own path unchanged.
+# tests/test_warp_adapter.py checks the output is byte-identical with and without it.
+_ORIGINAL_RESOLVE = _wcodegen.Adjoint.resolve_func
+_resolve_cache: dict[tuple, object] = {}
+_RESOLVE_CACHE_LIMIT = 100_000
+
+
+def _cached_resolve_func(adj, func, arg_types, kwarg_types, min_outputs):  # noqa: ANN001, ANN202
+    if not func.is_builtin() or not all(isinstance(t, type) for t in arg_types) or not all(
+            isinstance(t, type) for t in kwarg_types.values()):
+        return _ORIGINAL_RESOLVE(adj, func, arg_types, kwarg_types, min_outputs)
+    key = (id(func), tuple(arg_types), tuple(sorted(kwarg_types.items())), min_outputs)
+    found = _resolve_cache.get(key)
+    if found is None:
+        found = _ORIGINAL_RESOLVE(adj, func, arg_types, kwarg_types, min_outputs)
+        if len(_resolve_cache) < _RESOLVE_CACHE_LIMIT:
+            _resolve_cache[key] = found
+    return found
+
+
+def set_overload_cache(enabled: bool) -> None:
+    """Turn the memoised overload resolution on (the worker default) or off."""
+    _resolve_cache.clear()
+    _wcodegen.Adjoint.resolve_func = _cached_resolve_func if enabled else _ORIGINAL_RESOLVE
 
 
 def live_module_count() -> int:

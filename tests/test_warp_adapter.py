@@ -84,3 +84,27 @@ def test_normalise_names_strips_hashes_and_counters() -> None:
     text = "void k1_5d1dc674_cpu_kernel_forward(wp_args_k1_5d1dc674 a) { adj_f0_12(x); f0_3(y); k10_ab(z); }"
     assert normalise_names(text, ["k1", "f0"]) == (
         "void k1_cpu_kernel_forward(wp_args_k1 a) { adj_f0(x); f0(y); k10_ab(z); }")
+
+
+def test_overload_cache_gives_byte_identical_code() -> None:
+    """The memoised overload resolution must never change what Warp generates."""
+    from synth.generator import generate
+
+    def sources(tag: str) -> list[tuple[str, str]]:
+        out = []
+        for seed in range(40):
+            kernel = generate(seed)
+            names = (kernel.kernel_name, *kernel.helper_names, *kernel.struct_names)
+            with warp_adapter.KernelModule(kernel.source, f"jitsynth_cache_{tag}_{seed}", filename="k.py") as module:
+                generated = module.codegen()
+            out.append((normalise_names(generated.cpu, names), normalise_names(generated.cuda, names)))
+        return out
+
+    try:
+        warp_adapter.set_overload_cache(False)
+        plain = sources("off")
+        warp_adapter.set_overload_cache(True)
+        cached = sources("on")
+    finally:
+        warp_adapter.set_overload_cache(True)
+    assert cached == plain
