@@ -36,6 +36,7 @@ class Settings(BaseSettings):
     shard_bytes: ByteSize = ByteSize(64 << 20)
     shard_age: float = Field(300.0, gt=0)
     validate_tiers: list[str] = Field(["codegen"], validation_alias=AliasChoices("validate_tiers", "validate"))
+    keep_ptx: bool = False  # store NVRTC PTX in records; reaches workers as the "keep-ptx" pseudo-tier
     state_dir: Path | None = None
     endpoint_url: str | None = Field(None, validation_alias=AliasChoices("endpoint_url", "JITSYNTH_ENDPOINT_URL",
                                                                          "AWS_ENDPOINT_URL"))
@@ -98,6 +99,8 @@ class Settings(BaseSettings):
         if self.seed_start is None:
             # Numeric producer ids (Kubernetes Indexed Jobs) get disjoint seed partitions.
             self.seed_start = int(self.producer) * SEED_STRIDE if self.producer.isdigit() else 0
+        if self.keep_ptx and "keep-ptx" not in self.validate_tiers:
+            self.validate_tiers = [*self.validate_tiers, "keep-ptx"]
         if self.max_in_flight is None:
             self.max_in_flight = self.workers * 3
         if self.shard_bytes < 1024:

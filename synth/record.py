@@ -21,6 +21,11 @@ class Validation(msgspec.Struct, frozen=True):
     cuda_ptx: bool | None = None
     cpu_compile: bool | None = None
     executed: bool | None = None
+    # Added with the validation tiers (issue 6). How the CPU run ended: ok | nonfinite (ran,
+    # some output is NaN/Inf) | crashed | timeout | error | not-compiled; and, per tier that
+    # failed ("ptx", "cpu-compile", "execute"), why.
+    execution: str | None = None
+    errors: dict[str, str] | None = None
 
 
 class GeneratorInfo(msgspec.Struct, frozen=True):

@@ -7,9 +7,12 @@ tuples, which pickle cheaply across the process boundary.
 from __future__ import annotations
 
 import os
+from contextlib import ExitStack
 from dataclasses import dataclass
 
-from synth import warp_adapter
+import msgspec
+
+from synth import validate, warp_adapter
 from synth.canonical import KEY_VERSION, canonical_key
 from synth.config import GENERATOR_NAME, GENERATOR_VERSION, GeneratorConfig
 from synth.extract import extract, normalise_names
@@ -39,6 +42,11 @@ class WorkerSettings:
     generator: GeneratorConfig
     producer: str
     tiers: tuple[str, ...] = ("codegen",)
+    keep_ptx: bool = False  # store the PTX text (also enabled by the "keep-ptx" pseudo-tier)
+    limits: validate.Limits = validate.Limits()
+
+    def effective_tiers(self) -> tuple[str, ...]:
+        return (*self.tiers, validate.KEEP_PTX) if self.keep_ptx else self.tiers
 
 
 _settings: WorkerSettings | None = None
@@ -49,23 +57,62 @@ def init_worker(settings: WorkerSettings) -> None:
     global _settings
     _settings = settings
     warp_adapter.init_warp()
+    if any(t != "codegen" for t in settings.effective_tiers()):
+        validate.prepare_worker()
 
 
 def build_record(seed: int, settings: WorkerSettings) -> Record:
+    """The record for one seed, with the requested validation tiers; raises if Warp rejects it."""
+    result = build_records([seed], settings)[0]
+    if isinstance(result, BaseException):
+        raise result
+    return result
+
+
+def build_records(seeds: list[int], settings: WorkerSettings) -> list[Record | Exception]:
+    """Records for ``seeds`` in order (or the exception that rejected a seed).
+
+    Every kernel's module stays open until the validation tiers are done with the batch,
+    because the tiers compile all of the batch's kernels as one module (synth/validate.py).
+    """
+    with ExitStack() as modules:
+        built: list[tuple[Record, object] | Exception] = []
+        for seed in seeds:
+            try:
+                built.append(_codegen_record(seed, settings, modules))
+            except Exception as exc:  # noqa: BLE001 - a rejected kernel is this seed's outcome
+                built.append(exc)
+        tiers = settings.effective_tiers()
+        if all(t == "codegen" for t in tiers):
+            return [b if isinstance(b, Exception) else b[0] for b in built]
+        good = [b for b in built if not isinstance(b, Exception)]
+        items = [validate.Item(record.seed, kernel, record.cuda.full) for record, kernel in good]
+        outcomes = iter(validate.run_tiers(items, tiers, settings.limits))
+        return [b if isinstance(b, Exception) else _with_outcome(b[0], next(outcomes)) for b in built]
+
+
+def _with_outcome(record: Record, o: validate.Outcome) -> Record:
+    validation = Validation(codegen=True, cuda_ptx=o.cuda_ptx, cpu_compile=o.cpu_compile, executed=o.executed,
+                            execution=o.execution, errors=o.errors or None)
+    return msgspec.structs.replace(record, validation=validation, ptx=o.ptx, examples=o.examples)
+
+
+def _codegen_record(seed: int, settings: WorkerSettings, modules: ExitStack) -> tuple[Record, object]:
+    """The record as far as codegen goes, and the Warp kernel (its module left open)."""
     cfg = settings.generator
     kernel = generate(seed, cfg)
     # A module name unique within the process; it never reaches the output because
     # Warp's generated names are normalised below.
-    with warp_adapter.KernelModule(kernel.source, f"jitsynth_gen_{os.getpid()}_{seed}",
-                                   filename=f"{kernel.kernel_name}.py") as module:
-        sources = module.codegen()
+    module = modules.enter_context(warp_adapter.KernelModule(
+        kernel.source, f"jitsynth_gen_{os.getpid()}_{seed}", filename=f"{kernel.kernel_name}.py"))
+    sources = module.codegen()
     names = (kernel.kernel_name, *kernel.helper_names, *kernel.struct_names)
     cpu_full = normalise_names(sources.cpu, names)
     cuda_full = normalise_names(sources.cuda, names)
     cpu = extract(cpu_full, kernel.kernel_name, "cpu")
     cuda = extract(cuda_full, kernel.kernel_name, "cuda")
     facts = analyse(kernel.source, kernel.kernel_name)
-    return Record(
+    record = Record(
         id=canonical_key(kernel.source),
         schema_version=1,
         seed=seed,
@@ -87,6 +134,7 @@ def build_record(seed: int, settings: WorkerSettings) -> Record:
             dedup_key_version=KEY_VERSION,
         ),
     )
+    return record, getattr(module.pymodule, kernel.kernel_name)
 
 
 def _describe(exc: BaseException) -> str:
@@ -100,15 +148,12 @@ def process_batch(seeds: list[int]) -> list[Outcome]:
         raise RuntimeError("worker not initialised")
     if _FAULTS:
         _fault_hook(seeds)
-    outcomes: list[Outcome] = []
-    for seed in seeds:
-        try:
-            record = build_record(seed, _settings)
-        except Exception as exc:  # noqa: BLE001 - every rejection is recorded, never raised
-            outcomes.append(Failed(seed, _describe(exc)))
-        else:
-            outcomes.append(Produced(seed, record.id, encode_line(record)))
-    return outcomes
+    try:
+        results = build_records(seeds, _settings)
+    except Exception as exc:  # noqa: BLE001 - e.g. the tiers' temp dir is gone: every seed fails, loudly
+        return [Failed(seed, f"validation: {_describe(exc)}") for seed in seeds]
+    return [Failed(seed, _describe(r)) if isinstance(r, Exception) else Produced(seed, r.id, encode_line(r))
+            for seed, r in zip(seeds, results)]
 
 
 # Fault injection for the fault tests: ``JITSYNTH_FAULT_INJECT="segv:5,hang:9"`` makes the
