@@ -8,35 +8,59 @@ from dataclasses import asdict, dataclass, field
 import blake3
 
 GENERATOR_NAME = "jitsynth.typed"
-GENERATOR_VERSION = "1.0.0"
+GENERATOR_VERSION = "2.0.0"
+
+GROUP_KEYS = ("scalar", "vector", "quaternion", "transformation", "spatial", "random", "operator", "utility")
 
 
 def _default_weights() -> dict[str, float]:
-    # Relative weights of statement kinds; the generator normalises them.
+    # Relative weights of statement kinds; the generator normalises them. Loops and
+    # branches are what make codegen expensive (a constant-range loop is unrolled), so
+    # they are common but not dominant.
     return {
-        "assign": 4.0,
+        "assign": 5.0,  # a new local from a builtin picked by signature
+        "reassign": 1.0,
         "augassign": 2.0,
-        "store": 2.0,
-        "for": 1.5,
-        "while": 0.5,
-        "if": 1.5,
+        "component": 1.0,  # v[1] = ..., v.x += ..., m[0, 2] = ..., t.p = ...
+        "store": 2.0,  # out[tid] = ... / out[i, j] += ...
         "atomic": 1.0,
+        "for": 1.2,
+        "while": 0.4,
+        "if": 1.5,
+        "multi": 0.25,  # U, sigma, V = wp.svd3(m) and other multi-value builtins
+        "inplace": 0.2,  # wp.transform_set_translation(t, p) and other in-place builtins
+        "helper": 0.5,  # a void @wp.func called as a statement
+        "struct": 0.4,  # a local struct instance and its fields
+        "zeros": 0.1,  # a fixed-size local array (wp.zeros) filled in a loop
+        "debug": 0.1,  # print / printf / expect_near under a rare guard
+        "return": 0.15,  # early return
     }
 
 
 @dataclass(frozen=True, slots=True)
 class GeneratorConfig:
-    min_statements: int = 3
+    min_statements: int = 3  # top-level statements of a medium kernel
     max_statements: int = 8
-    max_depth: int = 2  # expression nesting
+    small_fraction: float = 0.12  # kernels of 1-2 statements, no helpers
+    large_fraction: float = 0.05  # kernels of large_factor x statements and more helpers
+    large_factor: int = 4
+    max_depth: int = 3  # expression nesting
+    leaf_probability: float = 0.5  # at depth 0; grows with depth
     max_block_depth: int = 2  # nesting of loops/branches
     max_helpers: int = 3
+    helper_statements: int = 3
     min_arrays: int = 2
     max_arrays: int = 5
+    max_array_dims: int = 4
+    max_launch_dims: int = 3
     max_loop_trip: int = 4
     use_structs: bool = True
     use_matrices: bool = True
     use_quaternions: bool = True
+    use_transforms: bool = True  # transforms and spatial vectors/matrices
+    use_wide_scalars: bool = True  # float64/float16 and 8-64 bit (u)ints besides float32/int32
+    use_random: bool = True
+    builtin_groups: tuple[str, ...] = GROUP_KEYS
     statement_weights: dict[str, float] = field(default_factory=_default_weights)
 
     def validate(self) -> None:
@@ -45,15 +69,30 @@ class GeneratorConfig:
             problems.append("need 1 <= min_statements <= max_statements")
         if not 1 <= self.min_arrays <= self.max_arrays:
             problems.append("need 1 <= min_arrays <= max_arrays")
-        if self.max_depth < 1 or self.max_block_depth < 0 or self.max_helpers < 0:
-            problems.append("max_depth >= 1, max_block_depth >= 0, max_helpers >= 0")
-        if any(w < 0 for w in self.statement_weights.values()):
-            problems.append("statement weights must be >= 0")
+        if self.max_depth < 1 or self.max_block_depth < 0 or self.max_helpers < 0 or self.helper_statements < 1:
+            problems.append("max_depth >= 1, max_block_depth >= 0, max_helpers >= 0, helper_statements >= 1")
+        if not 1 <= self.max_array_dims <= 4 or not 1 <= self.max_launch_dims <= 3:
+            problems.append("max_array_dims in 1..4 and max_launch_dims in 1..3")
+        if self.max_loop_trip < 1 or self.large_factor < 1:
+            problems.append("max_loop_trip >= 1 and large_factor >= 1")
+        fractions = (self.small_fraction, self.large_fraction, self.leaf_probability)
+        if not all(0.0 <= f <= 1.0 for f in fractions) or self.small_fraction + self.large_fraction > 1.0:
+            problems.append("small_fraction, large_fraction, leaf_probability in [0, 1] and small + large <= 1")
+        unknown_groups = sorted(set(self.builtin_groups) - set(GROUP_KEYS))
+        if unknown_groups:
+            problems.append(f"unknown builtin_groups {unknown_groups}; known: {', '.join(GROUP_KEYS)}")
+        unknown = sorted(set(self.statement_weights) - set(_default_weights()))
+        if unknown:
+            problems.append(f"unknown statement kinds {unknown}; known: {', '.join(_default_weights())}")
+        if any(w < 0 for w in self.statement_weights.values()) or not any(self.statement_weights.values()):
+            problems.append("statement weights must be >= 0 and not all 0")
         if problems:
             raise ValueError("generator config: " + "; ".join(problems))
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
+        data = asdict(self)
+        data["builtin_groups"] = list(self.builtin_groups)  # a TOML list and a tuple hash alike
+        return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
     @property
     def config_hash(self) -> str:

@@ -1,10 +1,20 @@
 """Per-record metadata derived from the kernel's Python AST (works for any Warp source,
-generated or real): features, builtins, parameter types, size and complexity."""
+generated or real): features, builtins, parameter types, size and complexity.
+
+``builtins`` names what Warp lowers the source to, not only the ``wp.*`` calls: an
+operator is the builtin Warp calls for it (``a + b`` -> ``add``, ``not c`` -> ``unot``),
+and Python builtins Warp maps onto its own (``float``, ``len``, ``abs``, ``print``,
+``range``) count as themselves. Type annotations (``wp.array``, ``wp.vec3`` in a
+signature) are not calls and are not counted.
+"""
 
 from __future__ import annotations
 
 import ast
+import re
 from dataclasses import dataclass
+
+from synth.signatures import BINOP_BUILTINS, UNARY_BUILTINS
 
 
 @dataclass(frozen=True, slots=True)
@@ -14,15 +24,22 @@ class SourceFacts:
     param_types: list[str]
     features: list[str]
     builtins: list[str]
-    complexity: int  # cyclomatic-style: 1 + decisions (if/loop/boolean op/where)
+    complexity: int  # cyclomatic-style: 1 + decisions (if/elif/loop/boolean op/where/ternary)
 
 
-_TYPE_FEATURES = {
-    "vec2": "vectors", "vec3": "vectors", "vec4": "vectors",
-    "mat22": "matrices", "mat33": "matrices", "mat44": "matrices", "identity": "matrices", "outer": "matrices",
-    "quat": "quaternions", "quat_identity": "quaternions", "quat_from_axis_angle": "quaternions",
-    "transform": "transforms", "spatial_vector": "spatial",
-}
+_TYPE_FEATURES = (
+    (re.compile(r"^(vec\d\w*|vector|normalize|cross|dot|length\w*)$"), "vectors"),
+    (re.compile(r"^(mat\d\d\w*|matrix\w*|identity|outer|transpose|inverse\w*|determinant|svd\d|qr3|eig3)$"),
+     "matrices"),
+    (re.compile(r"^quat\w*$|^quaternion$"), "quaternions"),
+    (re.compile(r"^transform\w*$"), "transforms"),
+    (re.compile(r"^spatial_\w+$"), "spatial"),
+    (re.compile(r"^(float16|float64|int8|int16|int64|uint8|uint16|uint32|uint64)$"), "wide_scalars"),
+    (re.compile(r"^(rand\w*|randn|noise|pnoise|curlnoise|sample_\w+|poisson)$"), "random"),
+    (re.compile(r"^atomic_\w+$"), "atomics"),
+)
+_PYTHON_BUILTINS = {"float", "int", "bool", "len", "abs", "min", "max", "print", "range", "reversed", "round"}
+_ANNOTATION_ONLY = re.compile(r"^array(\dd)?$")
 
 
 def _decorator_name(node: ast.expr) -> str:
@@ -30,57 +47,140 @@ def _decorator_name(node: ast.expr) -> str:
     return target.attr if isinstance(target, ast.Attribute) else getattr(target, "id", "")
 
 
+def _call_name(node: ast.Call) -> str | None:
+    func = node.func
+    if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id == "wp":
+        return func.attr
+    if isinstance(func, ast.Name) and func.id in _PYTHON_BUILTINS:
+        return func.id
+    return None
+
+
+class _Walker(ast.NodeVisitor):
+    def __init__(self) -> None:
+        self.features: set[str] = set()
+        self.builtins: set[str] = set()
+        self.complexity = 1
+        self.funcs: dict[str, int] = {}
+        self.in_func = False
+
+    def visit_FunctionDef(self, node: ast.FunctionDef) -> None:
+        if "func" in {_decorator_name(d) for d in node.decorator_list}:
+            self.features.add("funcs")
+            self.funcs[node.name] = self.funcs.get(node.name, 0) + 1
+            if node.args.defaults:
+                self.features.add("default_args")
+        self.generic_visit(node)
+
+    def visit_ClassDef(self, node: ast.ClassDef) -> None:
+        if "struct" in {_decorator_name(d) for d in node.decorator_list}:
+            self.features.add("structs")
+        self.generic_visit(node)
+
+    def visit_For(self, node: ast.For) -> None:
+        self.features.add("loops")
+        self.complexity += 1
+        self.generic_visit(node)
+
+    def visit_While(self, node: ast.While) -> None:
+        self.features.update(("loops", "while"))
+        self.complexity += 1
+        self.generic_visit(node)
+
+    def visit_If(self, node: ast.If) -> None:
+        self.features.add("branches")
+        self.complexity += 1
+        if any(isinstance(n, ast.Return) for n in node.body):
+            self.features.add("early_return")
+        self.generic_visit(node)
+
+    def visit_IfExp(self, node: ast.IfExp) -> None:
+        self.complexity += 1
+        self.generic_visit(node)
+
+    def visit_BoolOp(self, node: ast.BoolOp) -> None:
+        self.complexity += len(node.values) - 1
+        self.generic_visit(node)
+
+    def visit_Break(self, node: ast.Break) -> None:
+        self.features.add("break_continue")
+
+    visit_Continue = visit_Break
+
+    def visit_AugAssign(self, node: ast.AugAssign) -> None:
+        self.features.add("augassign")
+        self._op(BINOP_BUILTINS.get(type(node.op).__name__))
+        self.generic_visit(node)
+
+    def visit_Assign(self, node: ast.Assign) -> None:
+        target = node.targets[0]
+        if isinstance(target, ast.Tuple):
+            value = node.value
+            if isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute) and value.func.attr == "tid":
+                self.features.add(f"launch_{len(target.elts)}d")
+            else:
+                self.features.add("multi_assign")
+        elif isinstance(target, (ast.Subscript, ast.Attribute)) and not isinstance(target.value, ast.Subscript):
+            self.features.add("component_assign" if isinstance(target, ast.Attribute) else "indexed_store")
+        self.generic_visit(node)
+
+    def visit_BinOp(self, node: ast.BinOp) -> None:
+        if isinstance(node.op, ast.MatMult):
+            self.features.add("matmul")
+        self._op(BINOP_BUILTINS.get(type(node.op).__name__))
+        self.generic_visit(node)
+
+    def visit_UnaryOp(self, node: ast.UnaryOp) -> None:
+        if not (isinstance(node.op, ast.USub) and isinstance(node.operand, ast.Constant)):  # -1.5 is a literal
+            self._op(UNARY_BUILTINS.get(type(node.op).__name__))
+        self.generic_visit(node)
+
+    def _op(self, name: str | None) -> None:
+        if name:
+            self.builtins.add(name)
+
+    def visit_Call(self, node: ast.Call) -> None:
+        name = _call_name(node)
+        if name and not _ANNOTATION_ONLY.match(name):
+            self.builtins.add(name)
+            if name in ("where", "select"):
+                self.complexity += 1
+                self.features.add("where")
+            if name == "cast" or name in ("float", "int", "bool"):
+                self.features.add("casts")
+            if name in ("print", "printf", "expect_near"):
+                self.features.add("debug_print")
+            if name == "zeros":
+                self.features.add("local_arrays")
+            if name == "tid":
+                self.features.add("launch_1d")
+        self.generic_visit(node)
+
+    def visit_Attribute(self, node: ast.Attribute) -> None:
+        if isinstance(node.value, ast.Name) and node.value.id == "wp":
+            for pattern, feature in _TYPE_FEATURES:
+                if pattern.match(node.attr):
+                    self.features.add(feature)
+        self.generic_visit(node)
+
+
 def analyse(source: str, kernel_name: str) -> SourceFacts:
     tree = ast.parse(source)
-    features: set[str] = set()
-    builtins: set[str] = set()
-    complexity = 1
-    kernel: ast.FunctionDef | None = None
-    for node in ast.walk(tree):
-        if isinstance(node, ast.FunctionDef):
-            decorators = {_decorator_name(d) for d in node.decorator_list}
-            if "func" in decorators:
-                features.add("funcs")
-            if node.name == kernel_name:
-                kernel = node
-        elif isinstance(node, ast.ClassDef) and "struct" in {_decorator_name(d) for d in node.decorator_list}:
-            features.add("structs")
-        elif isinstance(node, ast.For):
-            features.add("loops")
-            complexity += 1
-        elif isinstance(node, ast.While):
-            features.update(("loops", "while"))
-            complexity += 1
-        elif isinstance(node, ast.If):
-            features.add("branches")
-            complexity += 1
-        elif isinstance(node, ast.BoolOp):
-            complexity += len(node.values) - 1
-        elif isinstance(node, (ast.Break, ast.Continue)):
-            features.add("break_continue")
-        elif isinstance(node, ast.AugAssign):
-            features.add("augassign")
-        elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.MatMult):
-            features.add("matmul")
-        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
-            value = node.func.value
-            if isinstance(value, ast.Name) and value.id == "wp":
-                name = node.func.attr
-                if name != "array":  # a type annotation, not a builtin call
-                    builtins.add(name)
-                if name.startswith("atomic_"):
-                    features.add("atomics")
-                if name == "where":
-                    complexity += 1
-                if name.startswith("rand") or name.startswith("noise"):
-                    features.add("random")
-                feature = _TYPE_FEATURES.get(name)
-                if feature:
-                    features.add(feature)
+    walker = _Walker()
+    walker.visit(tree)
+    features = walker.features
+    if {"launch_2d", "launch_3d"} & features:
+        features.discard("launch_1d")
+    if any(n > 1 for n in walker.funcs.values()):
+        features.add("overloads")
+    kernel = next((n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name == kernel_name), None)
     param_types: list[str] = []
     if kernel is not None:
         param_types = [ast.unparse(a.annotation) if a.annotation else "" for a in kernel.args.args]
         if any(t.startswith("wp.array") for t in param_types):
             features.add("arrays")
+        if any(re.search(r"ndim=[2-4]|array[2-4]d", t) for t in param_types):
+            features.add("arrays_nd")
     loc = sum(1 for line in source.splitlines() if line.strip() and not line.strip().startswith("#"))
-    return SourceFacts(loc, len(param_types), param_types, sorted(features), sorted(builtins), complexity)
+    return SourceFacts(loc, len(param_types), param_types, sorted(features), sorted(walker.builtins),
+                       walker.complexity)

@@ -1,0 +1,411 @@
+"""Type-directed expressions: to fill a slot of type T, pick a production that yields T.
+
+Productions are builtin calls whose signature (from Warp's registry, see
+``synth.signatures``) returns T, operators, helper calls, component reads, casts,
+constructors, ``wp.where`` and leaves (variables, array elements, struct fields,
+literals). Arguments are filled recursively by their parameter types; the guards in
+``signatures.GUARDS`` keep every call safe to run.
+
+Only ``self.rng`` (seeded ``random.Random``) makes choices, and every collection is
+iterated in insertion order, so output is a pure function of the seed.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+from synth.config import GeneratorConfig
+from synth.signatures import GUARDS, OPERATOR_SYNTAX, TYPES, UNARY_SYNTAX, Signature, table
+
+# Valid Euler axis sequences for quat_from_euler / quat_to_euler (i != j, j != k).
+_EULER = ((0, 1, 2), (0, 2, 1), (1, 0, 2), (1, 2, 0), (2, 0, 1), (2, 1, 0),
+          (0, 1, 0), (0, 2, 0), (1, 0, 1), (1, 2, 1), (2, 0, 2), (2, 1, 2))
+_AXES = "xyzw"
+_ROW = {"mat22f": "vec2f", "mat33f": "vec3f", "mat44f": "vec4f", "mat33d": "vec3d"}
+_SAME_SIZE = (("float32", "int32", "uint32"), ("float64", "int64", "uint64"), ("float16", "int16", "uint16"))
+
+
+@dataclass(slots=True)
+class Var:
+    name: str
+    type: str  # a TYPES key or a struct name
+    mutable: bool = True
+
+
+@dataclass(slots=True)
+class Arr:
+    name: str
+    dtype: str
+    ndim: int
+    writable: bool
+    own: str | None  # this thread's element ("tid", "i, j") when the array has the launch shape
+
+
+@dataclass(slots=True)
+class Scope:
+    vars: list[Var] = field(default_factory=list)
+    ints: list[str] = field(default_factory=list)  # index-safe: tid parts and loop counters, all >= 0
+    arrays: list[Arr] = field(default_factory=list)
+    rng: str | None = None  # the RNG state variable
+    loop: str | None = None  # innermost loop kind ("for"/"while"): where break/continue may go
+    returns: str | None = None  # in a helper: its return type ("None" if void); None in the kernel
+
+    def child(self, loop: str | None = None) -> Scope:
+        return Scope(list(self.vars), list(self.ints), self.arrays, self.rng, loop or self.loop, self.returns)
+
+    def of_type(self, t: str) -> list[Var]:
+        return [v for v in self.vars if v.type == t]
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """What a config allows, computed once per process and config (not per kernel)."""
+
+    types: tuple[str, ...]
+    type_weights: tuple[float, ...]
+    names: dict[str, tuple[str, ...]]  # type -> non-operator builtin names returning it
+    ops: dict[str, tuple[str, ...]]  # type -> operator builtins returning it
+    by_group: dict[str, dict[str, tuple[Signature, ...]]]  # group -> name -> usable instances
+
+
+_PREPARED: list[tuple[GeneratorConfig, Prepared]] = []
+
+
+def _type_enabled(t: str, cfg: GeneratorConfig) -> bool:
+    info = TYPES[t]
+    if info.kind in ("mat", "smat") and not cfg.use_matrices:
+        return False
+    if info.kind == "quat" and not cfg.use_quaternions:
+        return False
+    if info.kind in ("transform", "svec", "smat") and not cfg.use_transforms:
+        return False
+    return cfg.use_wide_scalars or info.scalar in ("float32", "int32", "bool")
+
+
+def prepare(cfg: GeneratorConfig) -> Prepared:
+    for known, prepared in _PREPARED:
+        if known == cfg:
+            return prepared
+    tab = table()
+    types = tuple(t for t in TYPES if _type_enabled(t, cfg))
+    ok = set(types) | {"state", "array[float32]"}
+    groups = set(cfg.builtin_groups)
+    usable = [g for g in tab.signatures if g.group in groups and all(t in ok for t in g.arg_types)
+              and (g.returns in types or g.returns == "None"
+                   or (g.returns.startswith("tuple[") and all(t in types for t in g.tuple_types)))]
+    names: dict[str, list[str]] = {t: [] for t in types}
+    ops: dict[str, list[str]] = {t: [] for t in types}
+    by_group: dict[str, dict[str, list[Signature]]] = {}
+    for g in usable:
+        by_group.setdefault(g.group, {}).setdefault(g.name, []).append(g)
+        if g.returns in names:
+            bucket = ops if g.name in OPERATOR_SYNTAX or g.name in UNARY_SYNTAX else names
+            if g.name not in bucket[g.returns]:
+                bucket[g.returns].append(g.name)
+    prepared = Prepared(types, tuple(TYPES[t].weight for t in types),
+                        {t: tuple(v) for t, v in names.items()}, {t: tuple(v) for t, v in ops.items()},
+                        {gr: {n: tuple(v) for n, v in d.items()} for gr, d in by_group.items()})
+    _PREPARED.append((cfg, prepared))
+    return prepared
+
+
+class ExprBuilder:
+    def __init__(self, seed: int, cfg: GeneratorConfig) -> None:
+        self.rng = random.Random(seed)
+        self.cfg = cfg
+        self.table = table()
+        self.prep = prepare(cfg)
+        self.types = self.prep.types
+        self.counter = 0
+        self.helpers: list[tuple[str, list[tuple[str, str, str | None]], str]] = []  # name, params, returns
+        self.structs: dict[str, list[tuple[str, str]]] = {}
+
+    # -- small utilities -------------------------------------------------------------------
+    def fresh(self, prefix: str) -> str:
+        self.counter += 1
+        return f"{prefix}{self.counter}"
+
+    def chance(self, p: float) -> bool:
+        return self.rng.random() < p
+
+    def pick_type(self, scalar_bias: float = 0.0) -> str:
+        if scalar_bias and self.chance(scalar_bias):
+            return "float32"
+        return self.rng.choices(self.types, self.prep.type_weights)[0]
+
+    def spell(self, t: str) -> str:
+        return TYPES[t].spelling if t in TYPES else t
+
+    def num(self, t: str, lo: float = -4.0, hi: float = 4.0) -> str:
+        """A literal of scalar type ``t``, spelled so Warp infers exactly ``t``."""
+        kind = TYPES[t].kind
+        if kind == "bool":
+            return self.rng.choice(("True", "False"))
+        if kind == "float":
+            text = repr(round(self.rng.uniform(lo, hi), self.rng.choice((1, 2, 3))))
+        else:
+            low = max(0, int(lo)) if kind == "uint" else int(lo)
+            text = str(self.rng.randint(low, max(low + 1, int(hi) + 4)))
+        return text if t in ("float32", "int32") else f"{TYPES[t].spelling}({text})"
+
+    def lit(self, t: str) -> str:
+        """A constant of any universe type: literals, splats and identity constructors."""
+        info, sp = TYPES[t], self.spell(t)
+        if not info.shape:
+            return self.num(t)
+        sc = info.scalar
+        comps = lambda n: ", ".join(self.num(sc).replace(f"{TYPES[sc].spelling}(", "").rstrip(")") if sc not in ("float32", "int32") else self.num(sc) for _ in range(n))  # noqa: E731
+        if info.kind in ("vec", "svec"):  # spatial vectors have no splat constructor
+            return f"{sp}({comps(1)})" if info.kind == "vec" and self.chance(0.3) else f"{sp}({comps(info.shape[0])})"
+        if info.kind == "quat":
+            dtype = "" if sc == "float32" else f"dtype={TYPES[sc].spelling}"
+            return self.rng.choice((f"wp.quat_identity({dtype})", f"{sp}({comps(4)})"))
+        if info.kind == "transform":
+            if sc == "float32" and self.chance(0.5):
+                return f"wp.transform(wp.vec3({comps(3)}), wp.quat_identity())"
+            return "wp.transform_identity()" if sc == "float32" else "wp.transform_identity(dtype=wp.float64)"
+        if info.kind == "mat" and self.chance(0.4):
+            return f"wp.identity(n={info.shape[0]}, dtype={TYPES[sc].spelling})"
+        if info.kind == "mat" and info.shape[0] <= 3 and self.chance(0.3):
+            return f"{sp}({comps(info.shape[0] * info.shape[1])})"
+        return f"{sp}({comps(1)})"
+
+    # -- leaves ------------------------------------------------------------------------------
+    def index(self, a: Arr, s: Scope) -> str:
+        """An in-bounds index: the thread's own element, or tid/loop counters wrapped
+        modulo the array's shape (any non-empty shape is safe)."""
+        if a.own is not None and (a.writable or self.chance(0.7)):
+            return a.own
+        parts = []
+        for d in range(a.ndim):
+            base = self.rng.choice(s.ints) if s.ints else "0"
+            if self.chance(0.4):
+                base = f"{base} + {self.rng.randint(1, 7)}"
+            parts.append(f"({base}) % {a.name}.shape[{d}]")
+        return ", ".join(parts)
+
+    def readable_arrays(self, t: str, s: Scope) -> list[Arr]:
+        # Output arrays are read only at this thread's element: no cross-thread races.
+        return [a for a in s.arrays if a.dtype == t and (not a.writable or a.own is not None)]
+
+    def leaf(self, t: str, s: Scope) -> str:
+        options = [v.name for v in s.of_type(t)]
+        if self.chance(0.85) and options:
+            return self.rng.choice(options)
+        arrays = self.readable_arrays(t, s)
+        if arrays and self.chance(0.6):
+            a = self.rng.choice(arrays)
+            return f"{a.name}[{self.index(a, s)}]"
+        return self.lit(t)
+
+    # -- expressions -------------------------------------------------------------------------
+    def expr(self, t: str, s: Scope, depth: int = 0) -> str:
+        if t not in TYPES:  # a struct value
+            options = [v.name for v in s.of_type(t)]
+            return self.rng.choice(options) if options else f"{t}()"
+        cfg = self.cfg
+        if depth >= cfg.max_depth or self.chance(cfg.leaf_probability + 0.15 * depth):
+            return self.leaf(t, s)
+        r = self.rng.random()
+        d = depth + 1
+        if r < 0.30 and self.prep.ops.get(t):
+            out = self.operator(t, s, d)
+        elif r < 0.38:
+            out = self.helper_call(t, s, d)
+        elif r < 0.46:
+            out = self.component(t, s, d)
+        elif r < 0.50:
+            out = f"wp.where({self.cond(s, d)}, {self.expr(t, s, d)}, {self.expr(t, s, d)})"
+        elif r < 0.56:
+            out = self.convert(t, s, d)
+        else:
+            out = None
+        return out or self.builtin(t, s, d) or self.leaf(t, s)
+
+    def builtin(self, t: str, s: Scope, depth: int, name: str | None = None) -> str | None:
+        names = self.prep.names.get(t) if name is None else [name]
+        if not names:
+            return None
+        sigs = [g for g in self.table.by_return[t][self.rng.choice(names)] if self.fits(g, s)]
+        if not sigs:
+            return None
+        sig = self.rng.choices(sigs, [self.sig_weight(g) for g in sigs])[0]
+        return self.call(sig, s, depth)
+
+    def fits(self, sig: Signature, s: Scope) -> bool:
+        for t in sig.arg_types:
+            if t == "state" and s.rng is None:
+                return False
+            if t == "array[float32]" and not any(a.dtype == "float32" and a.ndim == 1 and not a.writable
+                                                 for a in s.arrays):
+                return False
+            if t not in self.types and t not in ("state", "array[float32]"):
+                return False
+        return True
+
+    def sig_weight(self, sig: Signature) -> float:
+        w = 1.0
+        for t in sig.arg_types:
+            w *= TYPES[t].weight if t in TYPES else 1.0
+        return w
+
+    def call(self, sig: Signature, s: Scope, depth: int) -> str:
+        euler = self.rng.choice(_EULER)
+        args = [self.arg(sig, p, t, s, depth, euler) for p, t in sig.params]
+        return f"wp.{sig.name}({', '.join(args)})"
+
+    def arg(self, sig: Signature, param: str, t: str, s: Scope, depth: int, euler: tuple[int, int, int]) -> str:
+        if t == "state":
+            return s.rng or "0"
+        if t == "array[float32]":
+            return self.rng.choice([a.name for a in s.arrays if a.dtype == "float32" and a.ndim == 1
+                                    and not a.writable])
+        guard = GUARDS.get(sig.name, {}).get(param)
+        if guard is None and TYPES[t].kind in ("int", "uint") and sig.group not in ("operator", "scalar", "utility"):
+            guard = "count"  # an int parameter of unknown meaning: a small positive literal
+        return self.guarded(guard, t, s, depth, euler) if guard else self.expr(t, s, depth)
+
+    def guarded(self, guard: str, t: str, s: Scope, depth: int, euler: tuple[int, int, int]) -> str:
+        e = lambda: self.expr(t, s, depth)  # noqa: E731
+        info = TYPES[t]
+        if guard.startswith("axis"):
+            return str(euler[int(guard[-1])])
+        if guard in ("shift", "count", "period"):
+            return self.num(t, 1, 5) if info.kind != "vec" else self.lit(t)
+        if guard in ("low", "high", "rate"):
+            lo = {"low": -6, "high": 7, "rate": 1}[guard]
+            return self.num(t, max(lo, 0) if info.kind == "uint" else lo, lo + 5)
+        if info.kind != "float":
+            if guard == "divisor" and info.kind in ("int", "uint"):
+                return self.num(t, 1, 5) if self.chance(0.6) else f"wp.max({e()}, {self.num(t, 1, 1)})"
+            if guard == "divisor" and info.scalar not in ("float32", "float64", "float16"):
+                return f"{self.spell(t)}({', '.join(str(self.rng.randint(1, 5)) for _ in range(info.shape[0]))})"
+            return e()
+        c = lambda v: v if t == "float32" else f"{info.spelling}({v})"  # noqa: E731
+        if guard == "nonneg":
+            return f"wp.abs({e()})"
+        if guard == "positive":
+            return f"(wp.abs({e()}) + {c('0.5')})" if self.chance(0.5) else f"wp.max({e()}, {c('0.01')})"
+        if guard in ("unit", "unit_open", "two_open"):
+            lo, hi = {"unit": ("-1.0", "1.0"), "unit_open": ("-0.99", "0.99"), "two_open": ("0.01", "1.99")}[guard]
+            return f"wp.clamp({e()}, {c(lo)}, {c(hi)})"
+        if guard == "bounded":
+            return f"wp.clamp({e()}, {c('-8.0')}, {c('8.0')})" if self.chance(0.5) else f"wp.min({e()}, {c('8.0')})"
+        if guard == "divisor":
+            return self.num(t, 0.5, 4.0) if self.chance(0.5) else f"(wp.abs({e()}) + {c('1.0')})"
+        return e()
+
+    def operator(self, t: str, s: Scope, depth: int) -> str | None:
+        name = self.rng.choice(self.prep.ops[t])
+        sigs = [g for g in self.table.by_return[t][name] if self.fits(g, s)]
+        if not sigs:
+            return None
+        sig = self.rng.choices(sigs, [self.sig_weight(g) for g in sigs])[0]
+        if self.chance(0.04):  # the function spelling exists too: wp.add(a, b)
+            return self.call(sig, s, depth)
+        args = [self.arg(sig, p, at, s, depth, (0, 1, 2)) for p, at in sig.params]
+        if len(args) == 1:
+            return f"({UNARY_SYNTAX[name]}{args[0]})"
+        op = OPERATOR_SYNTAX[name]
+        if name == "mul" and TYPES[sig.arg_types[0]].kind in ("mat", "smat") and TYPES[sig.arg_types[1]].shape:
+            op = "@"
+        return f"({args[0]} {op} {args[1]})"
+
+    def helper_call(self, t: str, s: Scope, depth: int) -> str | None:
+        fitting = [h for h in self.helpers if h[2] == t]
+        if not fitting:
+            return None
+        name, params, _ = self.rng.choice(fitting)
+        args = []
+        for k, (_, pt, default) in enumerate(params):
+            if default is not None and k == len(params) - 1 and self.chance(0.5):
+                break  # leave the defaulted parameter out
+            if pt.startswith("array"):
+                return None  # array helpers are called as statements with an own-element index
+            args.append(self.expr(pt, s, depth))
+        return f"{name}({', '.join(args)})"
+
+    def component(self, t: str, s: Scope, depth: int) -> str | None:
+        """A scalar read out of a composite value (v[1], v.x, m[0, 2], m[1], t.p, t.q)."""
+        options: list[str] = []
+        for v in s.vars:
+            info = TYPES.get(v.type)
+            if info is None or not info.shape:
+                continue
+            if t == info.scalar:
+                if info.kind in ("vec", "quat", "svec", "transform"):
+                    k = self.rng.randrange(info.shape[0])
+                    use_attr = info.kind in ("vec", "quat") and info.shape[0] <= 4 and self.chance(0.4)
+                    options.append(f"{v.name}.{_AXES[k]}" if use_attr else f"{v.name}[{k}]")
+                elif info.kind in ("mat", "smat"):
+                    r, c = self.rng.randrange(info.shape[0]), self.rng.randrange(info.shape[1])
+                    options.append(f"{v.name}[{r}, {c}]" if self.chance(0.7) else f"{v.name}[{r}][{c}]")
+            elif _ROW.get(v.type) == t:
+                options.append(f"{v.name}[{self.rng.randrange(info.shape[0])}]")
+            elif info.kind == "transform" and TYPES[t].scalar == info.scalar:
+                if TYPES[t].kind == "vec" and TYPES[t].shape == (3,):
+                    options.append(f"{v.name}.p")
+                elif TYPES[t].kind == "quat":
+                    options.append(f"{v.name}.q")
+        return self.rng.choice(options) if options else None
+
+    def convert(self, t: str, s: Scope, depth: int) -> str | None:
+        info = TYPES[t]
+        if info.kind in ("float", "int", "uint"):
+            if self.chance(0.15):  # bit reinterpretation between same-size scalars
+                for group in _SAME_SIZE:
+                    if t in group:
+                        src = self.rng.choice([g for g in group if g != t and g in self.types] or [t])
+                        return f"wp.cast({self.expr(src, s, depth)}, {info.spelling})"
+            if t == "int32" and self.chance(0.2):
+                sized = [v.name for v in s.vars if TYPES.get(v.type) and TYPES[v.type].kind == "vec"]
+                sized += [a.name for a in s.arrays]
+                if sized:
+                    return f"len({self.rng.choice(sized)})"
+            if s.ints and info.kind != "float" and self.chance(0.3):
+                return f"{info.spelling}({self.rng.choice(s.ints)})" if t != "int32" else self.rng.choice(s.ints)
+            src = self.rng.choice([x for x in self.types if not TYPES[x].shape and x != "bool"])
+            return f"{info.spelling}({self.expr(src, s, depth)})"
+        if info.kind == "vec":
+            n = info.shape[0]
+            if self.chance(0.5):
+                parts = ", ".join(self.expr(info.scalar, s, depth) for _ in range(n))
+                if info.scalar in ("float32", "float64") and self.chance(0.3):
+                    return f"wp.vector({parts}, dtype={TYPES[info.scalar].spelling})"
+                return f"{info.spelling}({parts})"
+            same = [x for x in self.types if TYPES[x].kind == "vec" and TYPES[x].shape == (n,) and x != t]
+            if same:
+                return f"{info.spelling}({self.expr(self.rng.choice(same), s, depth)})"
+        if t == "mat22f" and self.chance(0.3):
+            parts = ", ".join(self.expr("float32", s, depth) for _ in range(4))
+            return f"wp.matrix({parts}, shape=(2, 2), dtype=float)"
+        if info.kind == "mat" and info.shape[0] == info.shape[1] and t in _ROW.keys():
+            row = _ROW[t]
+            if row in self.types and self.chance(0.5):
+                fn = self.rng.choice(("wp.matrix_from_cols", "wp.matrix_from_rows"))
+                return f"{fn}({', '.join(self.expr(row, s, depth) for _ in range(info.shape[0]))})"
+            if t == "mat44f" and self.chance(0.5) and "quatf" in self.types:
+                return (f"wp.transform_compose({self.expr('vec3f', s, depth)}, {self.expr('quatf', s, depth)}, "
+                        f"{self.expr('vec3f', s, depth)})")
+        return None
+
+    def cond(self, s: Scope, depth: int = 1) -> str:
+        r = self.rng.random()
+        if r < 0.12 and s.ints:
+            return f"{self.rng.choice(s.ints)} % {self.rng.randint(2, 5)} == {self.rng.randint(0, 1)}"
+        if r < 0.22 and depth < self.cfg.max_depth:
+            joiner = self.rng.choice((" and ", " or "))
+            return f"({self.cond(s, depth + 1)}{joiner}{self.cond(s, depth + 1)})"
+        if r < 0.27:
+            return f"not ({self.cond(s, depth + 1)})"
+        if r < 0.37:
+            b = s.of_type("bool")
+            if b:
+                return self.rng.choice(b).name
+            return self.builtin("bool", s, depth) or "True"
+        t = "float32" if self.chance(0.7) else self.rng.choice([x for x in self.types if TYPES[x].kind in ("float", "int")])
+        op = self.rng.choice(("<", ">", "<=", ">=", "==", "!="))
+        if TYPES[t].kind == "float" and op in ("==", "!="):
+            op = "<"
+        return f"{self.expr(t, s, depth)} {op} {self.expr(t, s, depth)}"

@@ -1,0 +1,389 @@
+"""Statements and ``@wp.func`` helpers for the kernel generator.
+
+Every statement keeps the invariants the execution tier relies on (see
+``synth.generator``): stores go to the thread's own element, other writes are atomics
+at wrapped indices, loops are bounded, and names defined inside a block stay inside it
+(Warp needs one type per name, and a value defined in one branch is not defined after).
+"""
+
+from __future__ import annotations
+
+import re
+
+from synth.config import GeneratorConfig
+from synth.expressions import Arr, ExprBuilder, Scope, Var
+from synth.signatures import TYPES, Signature
+
+_AUG = {"add": "+=", "sub": "-=", "mul": "*=", "div": "/=", "mod": "%=", "floordiv": "//=", "bit_and": "&=",
+        "bit_or": "|=", "bit_xor": "^=", "lshift": "<<=", "rshift": ">>="}
+_ATOMICS = ("atomic_add", "atomic_sub", "atomic_min", "atomic_max", "atomic_cas", "atomic_exch")
+_BIT_ATOMICS = ("atomic_and", "atomic_or", "atomic_xor")
+
+
+def _is_constant(value: str) -> bool:
+    """True for literal-only expressions (no name, call or attribute), which Warp treats
+    as compile-time constants and then refuses to let a dynamic loop mutate."""
+    return re.search(r"[A-Za-z_]", value.replace("True", "").replace("False", "")) is None
+
+
+# Multi-value builtins Warp's registry cannot type (no value_func): written by hand.
+_EXTRA_MULTI = (Signature("transform_decompose", "transformation", (("m", "mat44f"),), "tuple[vec3f,quatf,vec3f]"),)
+
+
+class StatementBuilder(ExprBuilder):
+    def __init__(self, seed: int, cfg: GeneratorConfig) -> None:
+        super().__init__(seed, cfg)
+        self.void_helpers: list[tuple[str, list[tuple[str, str, str | None]], str]] = []
+
+    def block(self, s: Scope, ind: int, depth: int, n: int, top: bool = False) -> list[str]:
+        cfg = self.cfg
+        kinds = list(cfg.statement_weights)
+        weights = [cfg.statement_weights[k] for k in kinds]
+        lines: list[str] = []
+        for _ in range(n):
+            kind = self.rng.choices(kinds, weights)[0]
+            if kind in ("for", "while", "if") and depth >= cfg.max_block_depth:
+                kind = "assign"
+            if kind == "return" and not (top or s.returns is not None):
+                kind = "assign"
+            lines += getattr(self, "st_" + kind)(s, ind, depth)
+        if s.loop and self.chance(0.25):
+            jump = "break" if s.loop == "while" or self.chance(0.5) else "continue"
+            lines += [f"{'    ' * ind}if {self.cond(s)}:", f"{'    ' * (ind + 1)}{jump}"]
+        return lines or [f"{'    ' * ind}pass"]
+
+    def define(self, s: Scope, t: str, value: str, prefix: str = "v") -> tuple[str, str]:
+        name = self.fresh(prefix)
+        s.vars.append(Var(name, t))
+        return name, self.dynamic(t, value)
+
+    def dynamic(self, t: str, value: str) -> str:
+        """Binding a name to a literal makes it a Warp constant, which a dynamic loop may
+        not mutate afterwards: wrap it in its type (``float(0.5)``) as Warp asks."""
+        if t in TYPES and not TYPES[t].shape and _is_constant(value):
+            return f"{self.spell(t)}({value})"
+        return value
+
+    # -- assignments ---------------------------------------------------------------------
+    def st_assign(self, s: Scope, ind: int, depth: int) -> list[str]:
+        pad = "    " * ind
+        if self.chance(0.55):  # builtin first: spreads coverage over every group evenly
+            sig = self.pick_signature(s)
+            if sig is not None and sig.returns.startswith("tuple["):
+                return self.multi(sig, s, ind)
+            if sig is not None and sig.returns == "None":
+                return self.inplace(sig, s, ind)
+            if sig is not None:
+                name, value = self.define(s, sig.returns, self.call(sig, s, 1))
+                return [f"{pad}{name} = {value}"]
+        t = self.pick_type()
+        name, value = self.define(s, t, self.expr(t, s, 0))
+        return [f"{pad}{name} = {value}"]
+
+    def pick_signature(self, s: Scope) -> Signature | None:
+        by_name = self.prep.by_group.get(self.rng.choice(self.cfg.builtin_groups))
+        if not by_name:
+            return None
+        names = list(by_name)
+        for _ in range(3):  # a name whose instances all need what this scope lacks: try another
+            sigs = [g for g in by_name[self.rng.choice(names)] if self.fits(g, s)]
+            if sigs:
+                return self.rng.choices(sigs, [self.sig_weight(g) for g in sigs])[0]
+        return None
+
+    def st_multi(self, s: Scope, ind: int, depth: int) -> list[str]:
+        sigs = [g for g in (*self.table.multi, *_EXTRA_MULTI)
+                if self.fits(g, s) and all(t in self.types for t in g.tuple_types)]
+        if not sigs:
+            return self.st_assign(s, ind, depth)
+        return self.multi(self.rng.choice(sigs), s, ind)
+
+    def multi(self, sig: Signature, s: Scope, ind: int) -> list[str]:
+        value = self.call(sig, s, 1)
+        names = []
+        for t in sig.tuple_types:
+            names.append(self.fresh("u"))
+            s.vars.append(Var(names[-1], t))
+        return [f"{'    ' * ind}{', '.join(names)} = {value}"]
+
+    def st_inplace(self, s: Scope, ind: int, depth: int) -> list[str]:
+        sigs = [g for g in self.table.void if self.fits(g, s)]
+        return self.inplace(self.rng.choice(sigs), s, ind) if sigs else self.st_assign(s, ind, depth)
+
+    def inplace(self, sig: Signature, s: Scope, ind: int) -> list[str]:
+        pad, target_t = "    " * ind, sig.arg_types[0]
+        lines = []
+        targets = [v for v in s.of_type(target_t) if v.mutable]
+        if targets:
+            target = self.rng.choice(targets).name
+        else:
+            target, value = self.define(s, target_t, self.expr(target_t, s, 1), "t")
+            lines.append(f"{pad}{target} = {value}")
+        args = [target] + [self.expr(t, s, 1) for t in sig.arg_types[1:]]
+        return lines + [f"{pad}wp.{sig.name}({', '.join(args)})"]
+
+    def st_reassign(self, s: Scope, ind: int, depth: int) -> list[str]:
+        targets = [v for v in s.vars if v.mutable and v.type in TYPES]
+        if not targets:
+            return self.st_assign(s, ind, depth)
+        v = self.rng.choice(targets)
+        return [f"{'    ' * ind}{v.name} = {self.dynamic(v.type, self.expr(v.type, s, 0))}"]
+
+    def st_augassign(self, s: Scope, ind: int, depth: int) -> list[str]:
+        targets = [v for v in s.vars if v.mutable and v.type in TYPES and v.type != "bool"]
+        if not targets:
+            return self.st_assign(s, ind, depth)
+        v = self.rng.choice(targets)
+        return [f"{'    ' * ind}{self.aug(v.name, v.type, s)}"]
+
+    def aug(self, target: str, t: str, s: Scope) -> str:
+        """``target op= value`` for an operator Warp defines on (t, t) or (t, scalar)."""
+        ops = []
+        for name in _AUG:
+            for sig in self.table.by_return[t].get(name, ()):
+                if sig.arg_types[0] == t and sig.arg_types[1] in self.types:
+                    ops.append(sig)
+        if not ops:
+            return f"{target} = {self.dynamic(t, self.expr(t, s, 1))}"
+        sig = self.rng.choice(ops)
+        value = self.arg(sig, sig.params[1][0], sig.arg_types[1], s, 1, (0, 1, 2))
+        if sig.name == "mul" and TYPES[t].kind in ("mat", "smat") and TYPES[sig.arg_types[1]].shape:
+            return f"{target} @= {value}"
+        return f"{target} {_AUG[sig.name]} {value}"
+
+    def st_component(self, s: Scope, ind: int, depth: int) -> list[str]:
+        pad = "    " * ind
+        options = []
+        for v in s.vars:
+            info = TYPES.get(v.type)
+            if not v.mutable or info is None or not info.shape:
+                continue
+            if info.kind in ("vec", "quat", "svec", "transform"):
+                k = self.rng.randrange(info.shape[0])
+                attr = info.kind in ("vec", "quat") and self.chance(0.4)
+                options.append((f"{v.name}.{'xyzw'[k]}" if attr else f"{v.name}[{k}]", info.scalar))
+                if info.kind == "transform":
+                    vec = "vec3f" if info.scalar == "float32" else "vec3d"
+                    options.append((f"{v.name}.p", vec))
+            elif info.kind in ("mat", "smat"):
+                r, c = self.rng.randrange(info.shape[0]), self.rng.randrange(info.shape[1])
+                options.append((f"{v.name}[{r}, {c}]", info.scalar))
+        if not options:
+            return self.st_assign(s, ind, depth)
+        target, t = self.rng.choice(options)
+        if t in self.types and self.chance(0.4) and t != "bool":
+            return [f"{pad}{self.aug(target, t, s)}"]
+        return [f"{pad}{target} = {self.expr(t, s, 1)}"]
+
+    # -- arrays ----------------------------------------------------------------------------
+    def st_store(self, s: Scope, ind: int, depth: int) -> list[str]:
+        own = [a for a in s.arrays if a.writable and a.own is not None]
+        if not own:
+            return self.st_atomic(s, ind, depth)
+        a = self.rng.choice(own)
+        target = f"{a.name}[{a.own}]"
+        if self.chance(0.3):
+            return [f"{'    ' * ind}{self.aug(target, a.dtype, s)}"]
+        return [f"{'    ' * ind}{target} = {self.expr(a.dtype, s, 0)}"]
+
+    def st_atomic(self, s: Scope, ind: int, depth: int) -> list[str]:
+        writable = [a for a in s.arrays if a.writable]
+        if not writable:
+            return self.st_assign(s, ind, depth)
+        a = self.rng.choice(writable)
+        info = TYPES[a.dtype]
+        ops = ("atomic_add", "atomic_sub") if a.dtype == "float16" else _ATOMICS
+        if TYPES[info.scalar].kind in ("int", "uint"):
+            ops = ops + _BIT_ATOMICS
+        op = self.rng.choice(ops)
+        idx = a.own if a.own is not None and self.chance(0.5) else self.index(Arr(a.name, a.dtype, a.ndim, False, None), s)
+        values = [self.expr(a.dtype, s, 1) for _ in range(2 if op == "atomic_cas" else 1)]
+        call = f"wp.{op}({a.name}, {idx}, {', '.join(values)})"
+        if self.chance(0.25):
+            name, _ = self.define(s, a.dtype, call, "old")
+            return [f"{'    ' * ind}{name} = {call}"]
+        return [f"{'    ' * ind}{call}"]
+
+    def st_zeros(self, s: Scope, ind: int, depth: int) -> list[str]:
+        pad, n = "    " * ind, self.rng.randint(2, 6)
+        t = self.rng.choice([t for t in ("float32", "vec3f", "int32") if t in self.types])
+        buf, it = self.fresh("buf"), self.fresh("i")
+        inner = s.child("for")
+        inner.ints.append(it)
+        value = self.expr(t, inner, 1)
+        name, _ = self.define(s, t, "x", "v")
+        return [f"{pad}{buf} = wp.zeros(shape={n}, dtype={self.spell(t)})", f"{pad}for {it} in range({n}):",
+                f"{pad}    {buf}[{it}] = {value}", f"{pad}{name} = {buf}[{self.rng.randrange(n)}]"]
+
+    # -- control flow --------------------------------------------------------------------
+    def st_for(self, s: Scope, ind: int, depth: int) -> list[str]:
+        pad, var, trip = "    " * ind, self.fresh("i"), self.rng.randint(1, self.cfg.max_loop_trip)
+        r = self.rng.random()
+        # Literal bounds are unrolled by Warp (codegen cost x trip); the others stay loops.
+        if r < 0.25:
+            rng = f"range({trip})"
+        elif r < 0.35:
+            start = self.rng.randint(0, 2)
+            rng = f"range({start}, {start + trip * 2}, {self.rng.randint(1, 3)})"
+        elif r < 0.42:
+            rng = f"range({trip + 1}, 0, -{self.rng.randint(1, 2)})"
+        elif r < 0.65 and s.ints:
+            rng = f"range({self.rng.choice(s.ints)} % {self.rng.randint(2, 6)} + {self.rng.randint(0, 2)})"
+        elif r < 0.8 and s.arrays:
+            rng = f"range(wp.min({self.rng.choice(s.arrays).name}.shape[0], {trip + 2}))"
+        else:
+            bound = next((v.name for v in s.vars if v.type == "int32" and not v.mutable), None)
+            rng = f"range(wp.clamp({bound}, 0, {trip + 2}))" if bound else f"range({trip} + {s.ints[0] if s.ints else 0} % 3)"
+        if self.chance(0.1):
+            rng = f"reversed({rng})"
+        inner = s.child("for")
+        inner.ints.append(var)
+        body = self.block(inner, ind + 1, depth + 1, self.rng.randint(1, 3))
+        return [f"{pad}for {var} in {rng}:", *body]
+
+    def st_while(self, s: Scope, ind: int, depth: int) -> list[str]:
+        pad, var = "    " * ind, self.fresh("w")
+        inner = s.child("while")
+        inner.ints.append(var)
+        bound = f"{var} < {self.rng.randint(1, self.cfg.max_loop_trip + 2)}"
+        if self.chance(0.3):
+            bound = f"{bound} and {self.cond(s)}"
+        body = self.block(inner, ind + 1, depth + 1, self.rng.randint(1, 3))
+        # The counter increments before the body's possible break, never skipped.
+        return [f"{pad}{var} = int(0)", f"{pad}while {bound}:", f"{pad}    {var} += 1", *body]
+
+    def st_if(self, s: Scope, ind: int, depth: int) -> list[str]:
+        pad = "    " * ind
+        lines = [f"{pad}if {self.cond(s)}:", *self.block(s.child(), ind + 1, depth + 1, self.rng.randint(1, 3))]
+        while self.chance(0.25):
+            lines += [f"{pad}elif {self.cond(s)}:", *self.block(s.child(), ind + 1, depth + 1, self.rng.randint(1, 2))]
+        if self.chance(0.5):
+            lines += [f"{pad}else:", *self.block(s.child(), ind + 1, depth + 1, self.rng.randint(1, 2))]
+        return lines
+
+    def st_return(self, s: Scope, ind: int, depth: int) -> list[str]:
+        pad = "    " * ind
+        value = "" if s.returns in (None, "None") else f" {self.expr(s.returns, s, 1)}"
+        return [f"{pad}if {self.cond(s)}:", f"{pad}    return{value}"]
+
+    def st_debug(self, s: Scope, ind: int, depth: int) -> list[str]:
+        pad = "    " * ind
+        floats = [v.name for v in s.vars if v.type == "float32"]
+        if not floats:
+            return self.st_assign(s, ind, depth)
+        x = self.rng.choice(floats)
+        r = self.rng.random()
+        if r < 0.4:
+            action = f'wp.printf("{x} = %f\\n", {x})' if not s.ints else \
+                f'wp.printf("{s.ints[0]} %d: {x} = %f\\n", {s.ints[0]}, {x})'
+        elif r < 0.7:
+            action = f"print({x})"
+        else:
+            action = f"wp.expect_near({x}, {self.lit('float32')}, 1.0e6)"
+        return [f"{pad}if {self.rng.choice(('wp.isnan', 'wp.isinf'))}({x}):", f"{pad}    {action}"]
+
+    # -- structs and helpers -------------------------------------------------------------
+    def add_struct_fields(self, prefix: str, struct: str, s: Scope, mutable: bool) -> None:
+        s.vars.append(Var(prefix, struct, mutable=False))
+        for f, t in self.structs[struct]:
+            if t in self.structs:
+                self.add_struct_fields(f"{prefix}.{f}", t, s, mutable)
+            else:
+                s.vars.append(Var(f"{prefix}.{f}", t, mutable))
+
+    def st_struct(self, s: Scope, ind: int, depth: int) -> list[str]:
+        if not self.structs:
+            return self.st_assign(s, ind, depth)
+        pad, struct = "    " * ind, self.rng.choice(list(self.structs))
+        name = self.fresh("s")
+        makers = [h for h in self.helpers if h[2] == struct]
+        if makers and self.chance(0.5):
+            h = self.rng.choice(makers)
+            lines = [f"{pad}{name} = {h[0]}({', '.join(self.expr(pt, s, 1) for _, pt, _ in h[1])})"]
+        else:
+            lines = [f"{pad}{name} = {struct}()"]
+        self.add_struct_fields(name, struct, s, mutable=True)
+        fields = [v for v in s.vars if v.name.startswith(name + ".") and v.type in TYPES]
+        for v in self.rng.sample(fields, min(len(fields), self.rng.randint(1, 2))):
+            lines.append(f"{pad}{v.name} = {self.expr(v.type, s, 1)}")
+        return lines
+
+    def st_helper(self, s: Scope, ind: int, depth: int) -> list[str]:
+        for name, params, _ in self.rng.sample(self.void_helpers, len(self.void_helpers)):
+            arr_t = params[0][1]
+            own = [a for a in s.arrays if a.writable and a.own is not None and arr_t == self.array_spelling(a)]
+            if own:
+                a = self.rng.choice(own)
+                values = [self.expr(pt, s, 1) for _, pt, _ in params[1 + a.ndim:]]
+                return [f"{'    ' * ind}{name}({', '.join([a.name, a.own, *values])})"]
+        return self.st_assign(s, ind, depth)
+
+    def array_spelling(self, a: Arr) -> str:
+        return f"wp.array(dtype={self.spell(a.dtype)}, ndim={a.ndim})"
+
+    def helper_source(self, index: int) -> list[str]:
+        name = f"helper{index}"
+        if self.chance(0.2):
+            return self.array_helper(name)
+        struct = next(iter(self.structs), None)
+        returns = struct if struct and self.chance(0.15) else self.pick_type(0.3)
+        params = [(f"a{k}", self.pick_type(0.3), None) for k in range(self.rng.randint(1, 3))]
+        if struct and self.chance(0.3):
+            params[-1] = (params[-1][0], struct, None)
+        last = params[-1]
+        if last[1] in TYPES and TYPES[last[1]].kind in ("float", "int", "uint", "vec") and self.chance(0.3):
+            # Defaults are evaluated by Python at definition time: plain literals only.
+            params[-1] = (last[0], last[1], self.num(last[1]) if not TYPES[last[1]].shape else
+                          f"{self.spell(last[1])}({self.num(TYPES[last[1]].scalar)})")
+        out = self.func_source(name, params, returns)
+        if params[0][1] in TYPES and self.chance(0.3):  # an overload: same name, another first type
+            other = self.pick_type()
+            if other != params[0][1] and all(other != p[1] for p in params[1:]):
+                out += self.func_source(name, [(params[0][0], other, None), *params[1:]], returns)
+        return out
+
+    def func_source(self, name: str, params: list[tuple[str, str, str | None]], returns: str) -> list[str]:
+        scope = Scope(returns=returns)
+        for p, t, _ in params:
+            if t in self.structs:
+                self.add_struct_fields(p, t, scope, mutable=False)
+            else:
+                scope.vars.append(Var(p, t, mutable=False))
+        n = self.rng.randint(1, self.cfg.helper_statements)
+        body = self.block(scope, 1, 1, n)
+        if returns in self.structs:
+            r, _ = self.define(scope, returns, "x", "r")
+            body += [f"    {r} = {returns}()"]
+            self.add_struct_fields(r, returns, scope, mutable=True)
+            body += [f"    {v.name} = {self.expr(v.type, scope, 1)}" for v in scope.vars
+                     if v.name.startswith(r + ".") and v.type in TYPES][:2]
+            body.append(f"    return {r}")
+        else:
+            body.append(f"    return {self.expr(returns, scope, 0)}")
+        sig = ", ".join(f"{p}: {self.spell(t)}" + (f" = {d}" if d else "") for p, t, d in params)
+        self.helpers.append((name, params, returns))
+        return ["@wp.func", f"def {name}({sig}) -> {self.spell(returns)}:", *body, "", ""]
+
+    def array_helper(self, name: str) -> list[str]:
+        """A void helper that writes one element (given by the caller's own index)."""
+        dtype = self.rng.choice([t for t in ("float32", "vec3f", "int32", "float64") if t in self.types])
+        ndim = self.rng.choice((1, 1, 2, 3)) if self.cfg.max_launch_dims > 1 else 1
+        arr_t = f"wp.array(dtype={self.spell(dtype)}, ndim={ndim})"
+        idx = [f"i{k}" for k in range(ndim)]
+        params = [("arr", arr_t, None), *[(i, "int32", None) for i in idx], ("value", dtype, None)]
+        scope = Scope(returns="None", vars=[Var("value", dtype, mutable=False)], ints=list(idx))
+        scope.arrays.append(Arr("arr", dtype, ndim, True, ", ".join(idx)))
+        body = self.block(scope, 1, 1, self.rng.randint(1, self.cfg.helper_statements))
+        body.append(f"    arr[{', '.join(idx)}] = {self.expr(dtype, scope, 1)}")
+        sig = ", ".join(f"{p}: {t if p == 'arr' else self.spell(t)}" for p, t, _ in params)
+        self.void_helpers.append((name, params, "None"))
+        return ["@wp.func", f"def {name}({sig}):", *body, "", ""]
+
+    def final_store(self, s: Scope) -> list[str]:
+        own = [a for a in s.arrays if a.writable and a.own is not None]
+        if own:
+            a = own[-1]
+            return [f"    {a.name}[{a.own}] = {self.expr(a.dtype, s, 0)}"]
+        return self.st_atomic(s, 1, 0)
+
+
