@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from importlib.metadata import version
 
@@ -62,6 +62,19 @@ class _OpenShard:
     duplicates: int = 0
 
 
+@dataclass(frozen=True)
+class WorkSpec:
+    """What the pool computes: a picklable ``task(seeds) -> [Produced | Failed]`` plus its
+    worker initialiser. Generation is the default; ``jitsynth ingest`` supplies its own,
+    with ``limit`` = the number of items (seeds at or past it are never submitted)."""
+
+    task: Callable[[list[int]], list]
+    initializer: Callable[..., None]
+    initargs: tuple
+    config_hash: str
+    limit: int | None = None
+
+
 @dataclass
 class RunResult:
     committed: int
@@ -70,13 +83,18 @@ class RunResult:
 
 
 class Producer:
-    def __init__(self, settings: Settings, sink, metrics: Metrics | None = None) -> None:  # noqa: ANN001
+    def __init__(self, settings: Settings, sink, metrics: Metrics | None = None,  # noqa: ANN001
+                 work: WorkSpec | None = None) -> None:
         self.s = settings
         self.sink = sink
         self.metrics = metrics or Metrics()
         self.metrics.watch_sink(sink)
-        self.gen_cfg = settings.generator_config()
-        self.config_hash = self.gen_cfg.config_hash
+        if work is None:
+            gen_cfg = settings.generator_config()
+            worker_settings = WorkerSettings(gen_cfg, settings.producer, tuple(settings.validate_tiers))
+            work = WorkSpec(process_batch, init_worker, (worker_settings,), gen_cfg.config_hash)
+        self.work = work
+        self.config_hash = work.config_hash
         self.warp_version = version("warp-lang")
         self.stop = anyio.Event()
         self.stopped_by_signal = False
@@ -95,9 +113,8 @@ class Producer:
             if self.s.count is not None and self.committed >= self.s.count:
                 log.info("dataset already complete", producer=self.s.producer, committed=self.committed)
                 return RunResult(self.committed, 0, False)
-            settings = WorkerSettings(self.gen_cfg, self.s.producer, tuple(self.s.validate_tiers))
-            self.pool = WorkerPool(self.s.workers, process_batch, Failed, init_worker, (settings,),
-                                   self.s.task_timeout, self.s.worker_max_tasks)
+            self.pool = WorkerPool(self.s.workers, self.work.task, Failed, self.work.initializer,
+                                   self.work.initargs, self.s.task_timeout, self.s.worker_max_tasks)
             try:
                 await self.pool.warm_up(self.s.workers)
                 self.metrics.started = time.monotonic()
@@ -127,9 +144,10 @@ class Producer:
 
     async def _submit(self, send: anyio.abc.ObjectSendStream) -> None:
         seed, batch = self.next_seed, self.s.batch_size
+        limit = self.work.limit
         async with send:
-            while not self.stop.is_set():
-                seeds = list(range(seed, seed + batch))
+            while not self.stop.is_set() and (limit is None or seed < limit):
+                seeds = list(range(seed, seed + batch if limit is None else min(seed + batch, limit)))
                 task = asyncio.ensure_future(self.pool.process(seeds))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
