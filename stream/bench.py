@@ -203,7 +203,9 @@ def _bench_s3(root: Path, seeds: list[int], workers: int) -> dict[str, Any]:
     saved = {k: os.environ.get(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
     os.environ.update(AWS_ACCESS_KEY_ID=key, AWS_SECRET_ACCESS_KEY=secret)
     try:
-        return measure_pipeline("s3://bench/ds", seeds, workers, root / "st-s3", endpoint_url=server.endpoint)
+        result = measure_pipeline("s3://bench/ds", seeds, workers, root / "st-s3", endpoint_url=server.endpoint)
+        result["shard_memory"] = anyio.run(_shard_memory, server.endpoint, backend="asyncio")
+        return result
     finally:
         for k, v in saved.items():
             if v is None:
@@ -211,3 +213,15 @@ def _bench_s3(root: Path, seeds: list[int], workers: int) -> dict[str, Any]:
             else:
                 os.environ[k] = v
         server.cleanup()
+
+
+async def _shard_memory(endpoint: str) -> dict[str, Any]:
+    from sinks.s3 import S3Sink
+    from stream.benchmore import shard_memory
+
+    sink = S3Sink("s3://bench/memtest", endpoint_url=endpoint)
+    await sink.open()
+    try:
+        return await shard_memory(sink, 200)
+    finally:
+        await sink.close()

@@ -84,3 +84,26 @@ def compression_choices(lines: list[bytes]) -> list[dict[str, Any]]:
 
 def cpu_count() -> int:
     return os.cpu_count() or 1
+
+
+async def shard_memory(sink, megabytes: int) -> dict[str, Any]:  # noqa: ANN001 - any Sink
+    """Stream ``megabytes`` of JSONL into one shard and watch the main process's RSS:
+    with multipart streaming it stays flat however big the shard is."""
+    from sinks.shard import ShardWriter
+
+    proc = psutil.Process()
+    rss0 = proc.memory_info().rss
+    peak = rss0
+    key = "shards/bench/00000000-memtest.jsonl.zst"
+    writer = ShardWriter(await sink.open_shard(key), key, sink.min_part_size)
+    rng = random.Random(5)
+    written = 0
+    while written < megabytes << 20:
+        # Hex of random bytes compresses ~2x: enough stored bytes to need many parts.
+        line = b'{"blob": "' + rng.getrandbits(8 * 4096).to_bytes(4096, "big").hex().encode() + b'"}\n'
+        await writer.add(line)
+        written += len(line)
+        peak = max(peak, proc.memory_info().rss) if writer.count % 256 == 0 else peak
+    stored = await writer.finish()
+    return {"raw_mb": round(written / 2**20), "stored_mb": round(stored.bytes / 2**20, 1),
+            "part_mb": sink.min_part_size >> 20, "rss_growth_mb": round((peak - rss0) / 2**20, 1)}
