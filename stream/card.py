@@ -151,6 +151,8 @@ async def write_card(sink, url: str, *, gen_config: Any | None = None, license_i
     from stream.plots import PLOTS
 
     st = await collect(sink, url)
+    if st.commits == 0:  # not a dataset (or nothing committed yet): write nothing
+        return {"written": [], "records": 0, "commits": 0, "plots": []}
     written: list[str] = []
     plots: list[str] = []
     if with_plots and st.records:
