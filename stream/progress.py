@@ -141,10 +141,13 @@ class ProgressDisplay:
         self.live.start(refresh=True)
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: object, *exc: object) -> None:
         remove_tap(self.on_event)
         if self.live is not None:
-            self.live.refresh()
+            if exc_type is not None and _value(self.metrics.processed) == 0:
+                self.live.transient = True  # failed at start-up: leave only the error message
+            else:
+                self.live.refresh()
             self.live.stop()
 
 
