@@ -20,7 +20,7 @@ def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     state = out.parent / "state"
     jitsynth("run", "--out", str(out), "--count", "40", "--workers", "2", "--shard-records", "20",
              "--state-dir", str(state / "0"), env={"JITSYNTH_FAULT_INJECT": "segv:5"}, check=True)
-    jitsynth("run", "--out", str(out), "--count", "10", "--workers", "2", "--shard-records", "10", "--producer", "1",
+    jitsynth("run", "--out", str(out), "--count", "10", "--workers", "1", "--shard-records", "10", "--producer", "1",
              "--seed-start", "1000000", "--state-dir", str(state / "1"), check=True)
     return out
 

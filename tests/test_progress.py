@@ -95,7 +95,7 @@ def test_json_logs_in_a_pipe_and_metrics_scraped_during_the_run(tmp_path: Path) 
     port = free_port()
     out = tmp_path / "ds"
     proc = subprocess.Popen([sys.executable, "-m", "stream.cli", "run", "--out", str(out), "--count", "20",
-                             "--workers", "2", "--shard-records", "10", "--state-dir", str(tmp_path / "state"),
+                             "--workers", "1", "--shard-records", "10", "--state-dir", str(tmp_path / "state"),
                              "--metrics-port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             env=cli_env(), cwd=ROOT)
     scrapes: list[str] = []
