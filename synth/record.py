@@ -34,6 +34,20 @@ class GeneratorInfo(msgspec.Struct, frozen=True):
     config_hash: str
 
 
+class SourceInfo(msgspec.Struct, frozen=True, omit_defaults=True):
+    """Provenance of a real (ingested) kernel: ``jitsynth ingest`` (issue 10)."""
+
+    package: str | None  # dotted package name (or the directory ingested)
+    version: str | None  # of the installed distribution, when there is one
+    path: str  # the file, relative to the import root (so it starts with the package's path)
+    line: int  # of the ``def``
+    license: str | None = None  # SPDX identifier from the file header, else the distribution's
+    qualname: str | None = None
+    loader: str = "import"  # "lenient": the import failed; the file's definitions were run alone
+    stubbed: list[str] = []  # missing third-party modules replaced by stubs (lenient loader)
+    instances: int = 1  # kernels the module created from this definition (a factory); the first is used
+
+
 class Metadata(msgspec.Struct, frozen=True):
     loc: int
     n_params: int
@@ -45,6 +59,8 @@ class Metadata(msgspec.Struct, frozen=True):
     generator: GeneratorInfo
     dedup_key_version: str
     origin: str = "synthetic"
+    # "real" records (jitsynth ingest) say where they came from; absent from synthetic ones.
+    source: SourceInfo | msgspec.UnsetType = msgspec.UNSET
 
 
 class Record(msgspec.Struct, frozen=True):
