@@ -54,7 +54,7 @@ def run(
     """Produce: stream deduplicated kernel records into committed shards."""
     cli: dict[str, Any] = dict(out=out, count=count, workers=workers, producer=producer, seed_start=seed_start,
                                shard_records=shard_records, shard_bytes=shard_bytes, shard_age=shard_age,
-                               validate=validate, state_dir=state_dir, endpoint_url=endpoint_url,
+                               validate_tiers=validate, state_dir=state_dir, endpoint_url=endpoint_url,
                                batch_size=batch_size, task_timeout=task_timeout, grace_period=grace_period,
                                log_format=log_format, metrics_port=metrics_port, metrics_host=metrics_host,
                                progress=progress)

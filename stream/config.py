@@ -7,10 +7,10 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AliasChoices, ByteSize, Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 # Producers given by index (Kubernetes JOB_COMPLETION_INDEX) own disjoint seed ranges of
 # this width; 2**40 seeds is far more than any producer consumes.
@@ -24,7 +24,10 @@ class ConfigError(ValueError):
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="JITSYNTH_", extra="forbid", validate_default=True)
+    # populate_by_name: flags and TOML use field names; the aliases below are the extra
+    # environment names (AWS conventions) that the JITSYNTH_ prefix does not cover.
+    model_config = SettingsConfigDict(env_prefix="JITSYNTH_", extra="forbid", validate_default=True,
+                                      populate_by_name=True)
     config_file: ClassVar[Path | None] = None
 
     out: str = "./dataset"
@@ -35,12 +38,14 @@ class Settings(BaseSettings):
     shard_records: int = Field(10_000, ge=1)
     shard_bytes: ByteSize = ByteSize(64 << 20)
     shard_age: float = Field(300.0, gt=0)
-    validate_tiers: list[str] = Field(["codegen"], validation_alias=AliasChoices("validate_tiers", "validate"))
+    # NoDecode: the env value is "codegen,ptx", split by the validator below, not JSON.
+    validate_tiers: Annotated[list[str], NoDecode] = ["codegen"]
     keep_ptx: bool = False  # store NVRTC PTX in records; reaches workers as the "keep-ptx" pseudo-tier
     state_dir: Path | None = None
-    endpoint_url: str | None = Field(None, validation_alias=AliasChoices("endpoint_url", "JITSYNTH_ENDPOINT_URL",
+    endpoint_url: str | None = Field(None, validation_alias=AliasChoices("JITSYNTH_ENDPOINT_URL",
                                                                          "AWS_ENDPOINT_URL"))
-    region: str | None = Field(None, validation_alias=AliasChoices("region", "AWS_REGION", "AWS_DEFAULT_REGION"))
+    region: str | None = Field(None, validation_alias=AliasChoices("JITSYNTH_REGION", "AWS_REGION",
+                                                                  "AWS_DEFAULT_REGION"))
     aws_secret_access_key: SecretStr | None = Field(None, validation_alias=AliasChoices("AWS_SECRET_ACCESS_KEY"),
                                                     exclude=True)
     batch_size: int = Field(4, ge=1, le=1024)

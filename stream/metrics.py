@@ -24,6 +24,9 @@ class Metrics:
                                registry=r)
         self.commit_seconds = Histogram("jitsynth_commit_seconds", "Time to finish a shard and write its commit",
                                         buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60), registry=r)
+        self.batch_seconds = Histogram("jitsynth_batch_seconds", "Time a batch of seeds spends in the pool "
+                                       "(queueing included)", buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 120),
+                                       registry=r)
         self.storage_retries = Gauge("jitsynth_storage_retries", "Transient storage errors retried so far",
                                      registry=r)
         self.started = time.monotonic()

@@ -148,7 +148,7 @@ class Producer:
         async with send:
             while not self.stop.is_set() and (limit is None or seed < limit):
                 seeds = list(range(seed, seed + batch if limit is None else min(seed + batch, limit)))
-                task = asyncio.ensure_future(self.pool.process(seeds))
+                task = asyncio.ensure_future(self._timed(seeds))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
                 try:
@@ -157,6 +157,12 @@ class Producer:
                     task.cancel()  # the consumer is done
                     return
                 seed += batch
+
+    async def _timed(self, seeds: list[int]) -> list:
+        started = time.monotonic()
+        outcomes = await self.pool.process(seeds)
+        self.metrics.batch_seconds.observe(time.monotonic() - started)
+        return outcomes
 
     async def _await_batch(self, task: asyncio.Task) -> list | None:
         """The batch's outcomes, or None if a stop was requested first."""

@@ -35,3 +35,16 @@ def test_errors_are_one_readable_line() -> None:
     with pytest.raises(ConfigError, match="generator"):
         load_settings({"generator": {"no_such_knob": 1}})
     assert load_settings({"shard_bytes": "8MiB"}).shard_bytes == 8 << 20
+
+
+def test_environment_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("JITSYNTH_VALIDATE_TIERS", "codegen,ptx")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9000")
+    monkeypatch.setenv("AWS_REGION", "eu-west-1")
+    monkeypatch.setenv("VALIDATE", "execute")  # an unprefixed name must not leak in
+    settings = load_settings({})
+    assert settings.validate_tiers == ["codegen", "ptx"]
+    assert settings.endpoint_url == "http://127.0.0.1:9000" and settings.region == "eu-west-1"
+    monkeypatch.setenv("JITSYNTH_ENDPOINT_URL", "http://127.0.0.1:9999")
+    assert load_settings({}).endpoint_url == "http://127.0.0.1:9999"
+    assert load_settings({"endpoint_url": "http://127.0.0.1:1"}).endpoint_url == "http://127.0.0.1:1"
