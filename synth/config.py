@@ -52,7 +52,7 @@ class GeneratorConfig:
     min_arrays: int = 2
     max_arrays: int = 5
     max_array_dims: int = 4
-    max_launch_dims: int = 3
+    max_launch_dims: int = 4  # the launch rank is the highest array rank (4-D arrays need 4-D launches)
     max_loop_trip: int = 4
     use_structs: bool = True
     use_matrices: bool = True
@@ -71,8 +71,8 @@ class GeneratorConfig:
             problems.append("need 1 <= min_arrays <= max_arrays")
         if self.max_depth < 1 or self.max_block_depth < 0 or self.max_helpers < 0 or self.helper_statements < 1:
             problems.append("max_depth >= 1, max_block_depth >= 0, max_helpers >= 0, helper_statements >= 1")
-        if not 1 <= self.max_array_dims <= 4 or not 1 <= self.max_launch_dims <= 3:
-            problems.append("max_array_dims in 1..4 and max_launch_dims in 1..3")
+        if not 1 <= self.max_array_dims <= 4 or not 1 <= self.max_launch_dims <= 4:
+            problems.append("max_array_dims and max_launch_dims in 1..4")
         if self.max_loop_trip < 1 or self.large_factor < 1:
             problems.append("max_loop_trip >= 1 and large_factor >= 1")
         fractions = (self.small_fraction, self.large_fraction, self.leaf_probability)

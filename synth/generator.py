@@ -6,11 +6,11 @@ A module is ``import warp as wp``, optional ``@wp.struct`` types, ``@wp.func`` h
 signatures come from Warp's registry (``synth.signatures``); statements and helpers live
 in ``synth.statements``.
 
-Safe to run with seeded random inputs: the launch dimension is the number of names
-``wp.tid()`` unpacks; every array whose ndim equals it must have the launch shape and is
-indexed by the thread's own element, or by tid/loop counters wrapped modulo its shape;
-arrays of any other ndim are only indexed modulo their own shape (any non-empty shape
-works). Loops have small or clamped trip counts, ``while`` loops a counter, integer
+Safe to run with seeded random inputs (the execution tier's convention, synth/examples.py):
+the launch rank is the highest array rank, which is also the number of names ``wp.tid()``
+unpacks (1-4); every array of that rank has the launch shape and is indexed by the
+thread's own element, or by tid/loop counters wrapped modulo its shape; lower-rank arrays
+are only indexed modulo their own shape (any non-empty shape works). Loops have small or clamped trip counts, ``while`` loops a counter, integer
 division a divisor >= 1, and math that could leave its domain is guarded.
 
 Only ``random.Random(seed)`` drives choices and nothing iterates a set or depends on
@@ -77,13 +77,13 @@ class _Builder(StatementBuilder):
         dtypes = [t for t in ARRAY_DTYPES if t in self.types]
         weights = [ARRAY_DTYPES[t] for t in dtypes]
         params = []
-        for k in range(n):
+        for k in range(n):  # the last array has the launch rank (and is written)
             dtype = self.rng.choices(dtypes, weights)[0]
             writable = k == n - 1 or self.chance(0.3)
-            if writable and k == n - 1 or self.chance(0.75):
+            if k == n - 1 or self.chance(0.75):
                 ndim = dims
             else:
-                ndim = self.rng.randint(1, cfg.max_array_dims)
+                ndim = self.rng.randint(1, dims)
             if self.chance(0.1) and dtype == "float32" and not writable:
                 ndim = 1  # sample_cdf and friends read 1-D float arrays
             name = f"out{k}" if writable else f"x{k}"
@@ -118,9 +118,10 @@ class _Builder(StatementBuilder):
         out += self.structs_source()
         for k in range(n_helpers):
             out += self.helper_source(k)
-        dims = self.rng.choices((1, 2, 3), (0.6, 0.25, 0.15))[0] if cfg.max_launch_dims > 1 else 1
-        dims = min(dims, cfg.max_launch_dims)
-        tids = ["tid"] if dims == 1 else ["i", "j", "k"][:dims]
+        # The launch rank is the highest array rank (the execution tier launches that way).
+        dims = min(self.rng.choices((1, 2, 3, 4), (0.55, 0.25, 0.14, 0.06))[0], cfg.max_launch_dims,
+                   cfg.max_array_dims)
+        tids = ["tid"] if dims == 1 else ["i", "j", "k", "l"][:dims]
         scope = Scope(ints=list(tids))
         n_arrays = self.rng.randint(min(cfg.min_arrays, max_arrays), max_arrays)
         params = self.arrays(n_arrays, dims, ", ".join(tids), scope)

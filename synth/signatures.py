@@ -180,6 +180,11 @@ def _instances(params: list[tuple[str, str]]) -> list[list[tuple[str, str]]]:
         return [params]
     out = []
     for combo in itertools.product(*(_PLACEHOLDERS[h] for h in holders)):
+        # Warp never converts between scalar types, and its native templates deduce one
+        # scalar type for all generic arguments (transform_set_translation(transformd,
+        # vec3f) passes the Python frontend but not the C++ compiler).
+        if len({TYPES[t].scalar for t in combo}) > 1:
+            continue
         bound = dict(zip(holders, combo, strict=True))
         out.append([(p, bound.get(t, t)) for p, t in params])
     return out

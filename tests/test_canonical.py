@@ -62,3 +62,8 @@ def test_key_invariant_under_renaming_generated_kernels(seed: int, salt: int) ->
     assert canonical_key(renamed) == canonical_key(source)
     # Formatting: ast.unparse rewrites spacing and parentheses.
     assert canonical_key(ast.unparse(ast.parse(source))) == canonical_key(source)
+
+
+def test_generated_kernels_have_distinct_keys() -> None:
+    keys = [canonical_key(generate(seed).source) for seed in range(300)]
+    assert len(set(keys)) >= 0.99 * len(keys)

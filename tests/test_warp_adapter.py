@@ -108,3 +108,35 @@ def test_overload_cache_gives_byte_identical_code() -> None:
     finally:
         warp_adapter.set_overload_cache(True)
     assert cached == plain
+
+
+# -- builtin registry (synth/signatures.py derives the generator's productions from it) ----------
+
+
+def test_builtin_registry_api_still_exists() -> None:
+    import warp._src.codegen as codegen
+    import warp._src.context as ctx
+
+    assert hasattr(ctx, "builtin_functions") and hasattr(codegen, "func_match_args"), (
+        f"Warp {warp_adapter.WARP_VERSION} moved its builtin registry: update synth/warp_adapter.py")
+    sin = ctx.builtin_functions["sin"]
+    missing = [a for a in ("overloads", "group", "hidden", "defaults") if not hasattr(sin, a)]
+    missing += [a for a in ("input_types", "value_func", "value_type", "variadic", "signature")
+                if not hasattr(sin.overloads[0], a)]
+    assert not missing, f"warp Function lost {missing}: update synth/warp_adapter.py"
+
+
+def test_builtin_overloads_and_return_types() -> None:
+    overloads = warp_adapter.builtin_overloads()
+    sins = [o for o in overloads if o.name == "sin"]
+    assert sins and all(o.group == "Scalar Math" for o in sins)
+    assert any(o.params == (("x", "float32"),) and o.returns == "float32" for o in sins)
+    assert any(o.documented for o in overloads if o.name == "lerp")
+    resolve = warp_adapter.builtin_return_type
+    assert resolve("add", ("float32", "float32")) == "float32"
+    assert resolve("mul", ("mat33f", "vec3f")) == "vec3f"
+    assert resolve("lerp", ("vec3f", "vec3f", "float32")) == "vec3f"
+    assert resolve("transformation", ("vec3f", "quatf")) == "transformf"
+    assert resolve("svd3", ("mat33f",)) == "tuple[mat33f,vec3f,mat33f]"
+    assert resolve("transform_set_translation", ("transformf", "vec3f")) == "None"
+    assert resolve("sin", ("vec3f",)) is None and resolve("no_such_builtin", ()) is None
