@@ -102,6 +102,8 @@ def run(
                  f"{resume_hint}")
     log.info("done", committed=result.committed, shards_written=result.shards_written,
              stopped_by_signal=result.stopped_by_signal, kernels_per_s=round(metrics.rate(), 1))
+    if result.stopped_by_signal and settings.count is not None and result.committed < settings.count:
+        raise typer.Exit(settings.incomplete_exit_code)
 
 
 @app.command()

@@ -60,6 +60,10 @@ class Settings(BaseSettings):
     metrics_port: int | None = Field(None, ge=1, le=65535)
     metrics_host: str = "127.0.0.1"
     progress: Literal["auto", "on", "off"] = "auto"
+    # Exit status when SIGTERM/SIGINT stops a run before --count is reached. The contract
+    # default is 0; a Kubernetes Job may set 3 so an evicted pod is restarted, not counted
+    # as a completed index.
+    incomplete_exit_code: int = Field(0, ge=0, le=255)
     generator: dict[str, Any] = Field(default_factory=dict)
 
     @classmethod
@@ -86,6 +90,9 @@ class Settings(BaseSettings):
     def _producer_id(cls, value: str) -> str:
         if not _PRODUCER_RE.match(value):
             raise ValueError("use 1-64 characters of letters, digits, '.', '_' or '-' (starting alphanumeric)")
+        if value.isdigit() and value != str(int(value)):
+            # "07" and "7" would share the seed partition of index 7.
+            raise ValueError(f"numeric producer ids have no leading zeros: use {int(value)}")
         return value
 
     @field_validator("out")

@@ -48,3 +48,10 @@ def test_environment_names(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("JITSYNTH_ENDPOINT_URL", "http://127.0.0.1:9999")
     assert load_settings({}).endpoint_url == "http://127.0.0.1:9999"
     assert load_settings({"endpoint_url": "http://127.0.0.1:1"}).endpoint_url == "http://127.0.0.1:1"
+
+
+def test_producer_ids_without_leading_zeros() -> None:
+    with pytest.raises(ConfigError, match="leading zeros"):
+        load_settings({"producer": "07"})
+    assert load_settings({"producer": "7"}).seed_start == 7 * SEED_STRIDE
+    assert load_settings({"producer": "0"}).seed_start == 0

@@ -137,3 +137,14 @@ def test_full_disk_stops_cleanly_and_resumes(reference, tmp_path: Path) -> None:
     run_until_done(args)
     _, records = read_local_dataset(out)
     assert [r["id"] for r in records] == [i for c in reference[0] for i in c["ids"]]
+
+
+def test_incomplete_exit_code_after_sigterm(tmp_path: Path) -> None:
+    out = tmp_path / "ds"
+    args = ["run", "--out", str(out), "--state-dir", str(tmp_path / "st"), "--count", "400", "--workers", "1",
+            "--shard-records", "10", "--batch-size", "2"]
+    proc = start(args, env={"JITSYNTH_INCOMPLETE_EXIT_CODE": "3"}, log=tmp_path / "run.log")
+    assert wait_for(lambda: (out / "commits").exists() and any((out / "commits").rglob("*.json")), 120)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(60) == 3, (tmp_path / "run.log").read_text()[-2000:]
+    assert jitsynth("verify", str(out)).returncode == 0
