@@ -46,6 +46,7 @@ class SourceInfo(msgspec.Struct, frozen=True, omit_defaults=True):
     loader: str = "import"  # "lenient": the import failed; the file's definitions were run alone
     stubbed: list[str] = []  # missing third-party modules replaced by stubs (lenient loader)
     instances: int = 1  # kernels the module created from this definition (a factory); the first is used
+    block_dim: int | None = None  # the launch's block size, when the file launches the kernel with one
 
 
 class Metadata(msgspec.Struct, frozen=True):

@@ -16,14 +16,20 @@ What we use, and why:
 - ``warp._src.context.builtin_functions`` with ``codegen.func_match_args`` and
   ``warp._src.types``: the builtin registry and Warp's own overload resolution, read by
   ``synth/signatures.py`` through ``builtin_overloads`` / ``builtin_return_type``.
+- ``ModuleHasher`` / ``ModuleBuilder(hasher=...)``, ``Module._get_live_kernels``,
+  ``Module.load`` and ``Kernel.get_mangled_name``: ``jitsynth ingest`` generates one real
+  kernel at a time out of an imported user module, finds kernels a module created, and
+  blocks compilation while user code is imported (see the last section).
 """
 
 from __future__ import annotations
 
+import contextlib
 import linecache
 import sys
 import time
 import types
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import warp as wp
@@ -333,3 +339,69 @@ def nvrtc_ptx(cuda_source: str, arch: int, workdir: str) -> str:
                        use_precompiled_headers=options["use_precompiled_headers"])
     with open(ptx_path, encoding="utf-8") as f:
         return f.read().rstrip("\0")
+
+
+# -- Ingest of existing kernels (used by synth/ingest.py and synth/loader.py) -------------------------
+# Real modules are imported as they are (Warp registers their kernels in ``user_modules`` like any
+# user's), then each kernel is generated alone: a ``ModuleHasher`` over just that kernel makes the
+# ``ModuleBuilder`` emit it and what it calls, not the whole module. Real kernels use tiles and
+# MathDx, whose builtins consult the builder's target, so each target gets its own builder.
+
+
+class ModuleLoadBlocked(RuntimeError):
+    """A module tried to compile (``wp.launch``, ``wp.load_module``...) while being ingested."""
+
+
+@contextlib.contextmanager
+def module_loads_blocked() -> Iterator[None]:
+    """Make any compile/load of a Warp module raise: importing user code must not run kernels."""
+    original = _wctx.Module.load
+
+    def _blocked(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        raise ModuleLoadBlocked(f"Warp module {self.name!r} was loaded (a kernel launched) during import")
+
+    _wctx.Module.load = _blocked
+    try:
+        yield
+    finally:
+        _wctx.Module.load = original
+
+
+def live_kernels() -> list[wp.Kernel]:
+    """Every kernel object Warp still tracks, in all registered modules (``module="unique"`` too)."""
+    return [k for wmod in list(_wctx.user_modules.values()) for k in wmod._get_live_kernels()]
+
+
+@dataclass(frozen=True, slots=True)
+class KernelCodegen:
+    cpu: str
+    cuda: str
+    mangled: str  # the kernel's native name: key + hash suffix
+    backward: bool  # whether Warp generated the adjoint (enable_backward)
+    function_keys: tuple[str, ...]  # keys of the user functions emitted (callees first)
+    functions: tuple[object, ...]  # their Python functions (None for native snippets)
+    struct_keys: tuple[str, ...]
+    structs: tuple[type, ...]  # the Python classes of the structs emitted
+
+
+def concrete_kernel(kernel: wp.Kernel) -> wp.Kernel | None:
+    """The kernel itself, or for a generic one its first concrete overload (None if it has none)."""
+    if not kernel.is_generic:
+        return kernel
+    return kernel.overloads[sorted(kernel.overloads)[0]] if kernel.overloads else None
+
+
+def codegen_kernel(kernel: wp.Kernel, block_dim: int | None = None) -> KernelCodegen:
+    """CPU and CUDA source of ``kernel`` alone (a concrete kernel), under its module's options
+    (``block_dim``: the launch's block size, for tile kernels; default the module's)."""
+    options = kernel.module.resolve_options(wp.config, block_dim=block_dim) | {"output_arch": None}
+    with _wctx._codegen_lock:
+        hasher = _wctx.ModuleHasher([kernel], options)
+        cpu_builder = _wctx.ModuleBuilder(kernel.module, options, hasher=hasher, target="cpu")
+        cpu = cpu_builder.codegen("cpu")
+        cuda = _wctx.ModuleBuilder(kernel.module, options, hasher=hasher, target="cuda").codegen("cuda")
+    funcs = list(cpu_builder.functions)
+    structs = list(cpu_builder.structs)
+    return KernelCodegen(cpu, cuda, kernel.get_mangled_name(), bool((options | kernel.options)["enable_backward"]),
+                         tuple(f.key for f in funcs), tuple(f.func for f in funcs),
+                         tuple(s.key for s in structs), tuple(s.cls for s in structs))
