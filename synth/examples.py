@@ -3,7 +3,7 @@
 Inputs are derived from the kernel's parameter types as Warp resolved them (never from
 what the generator is assumed to emit), so new array ranks and dtypes work unchanged.
 
-Launch convention (documented in DESIGN.md's record section): the launch has as many
+Launch convention: the launch has as many
 dimensions as the highest-rank array parameter (1 if there is none), each of extent
 ``EXTENT[ndim]``, and every array parameter has that extent along each of its own
 dimensions. Generated kernels index arrays with ``wp.tid()`` or wrap modulo the shape, so
@@ -101,25 +101,26 @@ def _decode_numbers(data: Any, np_dtype: np.dtype) -> np.ndarray:
     return np.array(fix(data), dtype=np_dtype)
 
 
-def _to_warp(t: Any, enc: dict) -> Any:
+def _to_warp(t: Any, enc: dict, device: str = "cpu") -> Any:
     """The launch argument for an encoded value of Warp type ``t``."""
     if wp.types.is_array(t):
         scalar, inner = warp_adapter.composite_layout(t.dtype)
         values = _decode_numbers(enc["data"], wp.dtype_to_numpy(scalar)).reshape(tuple(enc["shape"]) + inner)
-        return wp.array(values, dtype=t.dtype, device="cpu")
+        return wp.array(values, dtype=t.dtype, device=device)
     if wp.types.type_is_struct(t):
         instance = t()
         for name, ft in warp_adapter.struct_fields(t).items():
-            setattr(instance, name, _to_warp(ft, enc["data"][name]))
+            setattr(instance, name, _to_warp(ft, enc["data"][name], device))
         return instance
     scalar, inner = warp_adapter.composite_layout(t)
     values = _decode_numbers(enc["data"], wp.dtype_to_numpy(scalar))
     return t(*values.reshape(-1).tolist()) if inner else values.item()
 
 
-def _launch(kernel: wp.Kernel, params: list[tuple[str, type]], dim: list[int], inputs: dict) -> dict:
-    args = [_to_warp(t, inputs[name]) for name, t in params]
-    wp.launch(kernel, dim=tuple(dim), inputs=args, device="cpu")
+def _launch(kernel: wp.Kernel, params: list[tuple[str, type]], dim: list[int], inputs: dict,
+            device: str = "cpu") -> dict:
+    args = [_to_warp(t, inputs[name], device) for name, t in params]
+    wp.launch(kernel, dim=tuple(dim), inputs=args, device=device)
     # Every array after the launch: outputs, and inputs a kernel may also have written.
     return {name: _encode_array(t.dtype, arg.numpy(), t.ndim)
             for (name, t), arg in zip(params, args) if wp.types.is_array(t)}
@@ -137,9 +138,9 @@ def run_examples(kernel: wp.Kernel, seed: int, count: int = N_EXAMPLES) -> list[
     return examples
 
 
-def replay(kernel: wp.Kernel, example: dict) -> dict:
+def replay(kernel: wp.Kernel, example: dict, device: str = "cpu") -> dict:
     """Run ``kernel`` on a recorded example's inputs; returns the encoded outputs."""
-    return _launch(kernel, warp_adapter.kernel_params(kernel), example["dim"], example["inputs"])
+    return _launch(kernel, warp_adapter.kernel_params(kernel), example["dim"], example["inputs"], device)
 
 
 def has_nonfinite(examples: list[dict]) -> bool:

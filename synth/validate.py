@@ -133,11 +133,13 @@ def _native_output() -> Iterator[list[str]]:
             captured.append(sink.read().decode(errors="replace"))
 
 
-class _Timed:
+class Timed:
+    """Adds one tier's wall and CPU seconds, kernels and passes to a TierStats."""
+
     def __init__(self, stats: TierStats, tier: str, kernels: int) -> None:
         self.stats, self.tier, self.kernels, self.passed = stats, tier, kernels, 0
 
-    def __enter__(self) -> _Timed:
+    def __enter__(self) -> Timed:
         self.wall, self.cpu = time.perf_counter(), time.process_time()
         return self
 
@@ -169,7 +171,7 @@ def run_tiers(items: list[Item], tiers: tuple[str, ...] | list[str], limits: Lim
 
 
 def _ptx_tier(items: list[Item], outcomes: list[Outcome], keep: bool, workdir: str, stats: TierStats) -> None:
-    with _Timed(stats, "ptx", len(items)) as timed:
+    with Timed(stats, "ptx", len(items)) as timed:
         for n, (item, outcome) in enumerate(zip(items, outcomes)):
             folder = os.path.join(workdir, f"ptx{n}")
             os.mkdir(folder)
@@ -218,7 +220,7 @@ def _cpu_tier(items: list[Item], outcomes: list[Outcome], workdir: str, load: bo
             loaded.append((module, indices, copies))
         return module, copies
 
-    with _Timed(stats, "cpu-compile", len(items)) as timed:
+    with Timed(stats, "cpu-compile", len(items)) as timed:
         _, errors = _bisect(list(range(len(items))), attempt)
         for i, outcome in enumerate(outcomes):
             outcome.cpu_compile = i not in errors
@@ -231,7 +233,7 @@ def _cpu_tier(items: list[Item], outcomes: list[Outcome], workdir: str, load: bo
 def _execute_tier(items: list[Item], outcomes: list[Outcome], groups: list, limits: Limits, stats: TierStats) -> None:
     jobs = [(i, partial(ex.run_examples, kernel, items[i].seed, limits.examples))
             for _, indices, copies in groups for i, kernel in zip(indices, copies)]
-    with _Timed(stats, "execute", len(items)) as timed:
+    with Timed(stats, "execute", len(items)) as timed:
         results = sandbox.run_isolated([job for _, job in jobs], limits.exec_timeout, limits.exec_memory)
         for outcome in outcomes:
             if not outcome.cpu_compile:

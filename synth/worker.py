@@ -77,11 +77,13 @@ def build_records(seeds: list[int], settings: WorkerSettings) -> list[Record | E
     """
     with ExitStack() as modules:
         built: list[tuple[Record, object] | Exception] = []
-        for seed in seeds:
-            try:
-                built.append(_codegen_record(seed, settings, modules))
-            except Exception as exc:  # noqa: BLE001 - a rejected kernel is this seed's outcome
-                built.append(exc)
+        with validate.Timed(validate.STATS, "codegen", len(seeds)) as timed:
+            for seed in seeds:
+                try:
+                    built.append(_codegen_record(seed, settings, modules))
+                    timed.passed += 1
+                except Exception as exc:  # noqa: BLE001 - a rejected kernel is this seed's outcome
+                    built.append(exc)
         tiers = settings.effective_tiers()
         if all(t == "codegen" for t in tiers):
             return [b if isinstance(b, Exception) else b[0] for b in built]
@@ -89,6 +91,16 @@ def build_records(seeds: list[int], settings: WorkerSettings) -> list[Record | E
         items = [validate.Item(record.seed, kernel, record.cuda.full) for record, kernel in good]
         outcomes = iter(validate.run_tiers(items, tiers, settings.limits))
         return [b if isinstance(b, Exception) else _with_outcome(b[0], next(outcomes)) for b in built]
+
+
+def measure_tiers(seeds: list[int], settings: WorkerSettings, batch_size: int = 8) -> dict:
+    """Per-tier cost per kernel (wall and CPU seconds in this process) and pass rates,
+    building ``seeds`` in batches as a worker does: what ``jitsynth bench`` reports."""
+    init_worker(settings)
+    validate.STATS = validate.TierStats()
+    for start in range(0, len(seeds), batch_size):
+        build_records(seeds[start:start + batch_size], settings)
+    return validate.STATS.summary()
 
 
 def _with_outcome(record: Record, o: validate.Outcome) -> Record:

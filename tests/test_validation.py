@@ -159,7 +159,11 @@ def test_crashing_hanging_and_nan_kernels_are_recorded_not_fatal() -> None:
     assert (ok.cpu_compile, ok.executed, ok.execution) == (True, True, "ok")
 
 
-def test_a_kernel_that_does_not_compile_fails_alone(capfd: pytest.CaptureFixture[str]) -> None:
+def test_a_kernel_that_does_not_compile_fails_alone(capfd: pytest.CaptureFixture[str],
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    # After a failed compile Warp deletes its precompiled header and retries without it, so
+    # every later compile rebuilds it (~3 s): compile without one here to keep the test short.
+    monkeypatch.setattr(validate, "CPU_OPTIONS", validate.CPU_OPTIONS | {"use_precompiled_headers": False})
     with ExitStack() as stack:
         broken, ok = validate.run_tiers(_items(stack, ["k_broken", "k_grid"]), ("ptx", "cpu-compile", "execute"))
     # The batch compile failed because of one kernel; bisection blames only that one.
@@ -194,26 +198,45 @@ def test_cpu_builds_are_portable() -> None:
 # -- the real thing: the CLI with every tier ------------------------------------------------------
 
 
-def test_cli_run_with_all_tiers(tmp_path: Path) -> None:
-    out = tmp_path / "ds"
-    jitsynth("run", "--out", str(out), "--count", "8", "--validate", "ptx,cpu-compile,execute", "--workers", "2",
-             "--batch-size", "4", "--state-dir", str(tmp_path / "state"), "--progress", "off",
-             env={"JITSYNTH_KEEP_PTX": "1"}, check=True, timeout=300)
-    _, records = read_local_dataset(out)
-    assert len(records) == 8
-    full = [r for r in records if all(r["validation"][k] is True for k in ("cuda_ptx", "cpu_compile", "executed"))]
-    assert len(full) >= 0.95 * len(records)
-    for r in full:
-        assert f".entry {r['kernel_name']}_cuda_kernel_forward(" in r["ptx"]
-        assert r["examples"] and all(e["outputs"] for e in r["examples"])
-    assert validate.replay_records(full) == [[e["outputs"] for e in r["examples"]] for r in full]
-    # Byte-identical to a record built alone in this process (another batch, another compile).
+@pytest.fixture(scope="module")
+def validated_run(tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
+    """``jitsynth run --validate ptx,cpu-compile,execute`` with the PTX kept; its records."""
+    tmp = tmp_path_factory.mktemp("tiers")
+    jitsynth("run", "--out", str(tmp / "ds"), "--count", "4", "--validate", "ptx,cpu-compile,execute",
+             "--workers", "2", "--batch-size", "2", "--state-dir", str(tmp / "state"), "--progress", "off",
+             env={"JITSYNTH_KEEP_PTX": "1"}, check=True, timeout=400)
+    _, records = read_local_dataset(tmp / "ds")
+    assert len(records) == 4
+    return records
+
+
+def test_run_records_every_tier_reproducibly(validated_run: list[dict]) -> None:
+    for r in validated_run:
+        v = r["validation"]
+        assert v["codegen"] is True and None not in (v["cuda_ptx"], v["cpu_compile"], v["executed"])
+        assert bool(v["errors"]) == (not (v["cuda_ptx"] and v["cpu_compile"] and v["executed"]))
+        if v["cuda_ptx"]:
+            assert f".entry {r['kernel_name']}_cuda_kernel_forward(" in r["ptx"]
+        assert (r["examples"] is not None) == v["executed"]
+    ran = [r for r in validated_run if r["validation"]["executed"]]
+    assert ran, "no kernel ran"
+    # Rerunning the kernels (rebuilt from python_source) on the recorded inputs gives the recorded outputs.
+    assert validate.replay_records(ran) == [[e["outputs"] for e in r["examples"]] for r in ran]
+    # Byte-identical to the record built alone in this process (another batch, another compile).
+    import msgspec
+
     from synth.config import GeneratorConfig
     from synth.record import encode_line
     from synth.worker import WorkerSettings, build_record
 
     settings = WorkerSettings(GeneratorConfig(), "0", ("codegen", "ptx", "cpu-compile", "execute"), keep_ptx=True)
-    import msgspec
+    alone = build_record(ran[-1]["seed"], settings)
+    assert msgspec.json.decode(encode_line(alone)) == ran[-1]
 
-    alone = msgspec.json.decode(encode_line(build_record(records[5]["seed"], settings)))
-    assert alone == records[5]
+
+def test_generated_kernels_pass_every_tier(validated_run: list[dict]) -> None:
+    """The issue's bar (>= 95% pass all of ptx, cpu-compile, execute); a failure names the
+    kernels and the compiler's complaint, which is the generator's to fix."""
+    failing = {r["seed"]: r["validation"]["errors"] for r in validated_run
+               if not all(r["validation"][k] for k in ("cuda_ptx", "cpu_compile", "executed"))}
+    assert len(failing) <= 0.05 * len(validated_run), f"kernels failing a tier: {failing}"

@@ -110,6 +110,62 @@ def test_overload_cache_gives_byte_identical_code() -> None:
     assert cached == plain
 
 
+# -- validation tiers (synth/validate.py) ---------------------------------------------------------
+
+VALIDATION_KERNEL = '''import warp as wp
+
+
+@wp.struct
+class P:
+    scale: float
+    offset: wp.vec3
+
+
+@wp.kernel
+def k(p: P, grid: wp.array2d(dtype=wp.mat33), n: int):
+    i, j = wp.tid()
+    grid[i, j] = grid[i, j] * p.scale
+'''
+
+
+def test_validation_private_api_still_exists() -> None:
+    import inspect
+
+    import warp as wp
+    import warp._src.build as build
+    import warp._src.context as ctx
+
+    problems = [name for name in ("_resolve_cpu_compiler_flags", "Module", "runtime") if not hasattr(ctx, name)]
+    if not hasattr(ctx.runtime, "get_nvrtc_pch_dir"):
+        problems.append("runtime.get_nvrtc_pch_dir")
+    wanted = {"pch_dir", "config", "optimization_level", "verify_fp", "fast_math", "fuse_fp", "lineinfo",
+              "use_precompiled_headers"}
+    problems += [f"build_cuda({p}=)" for p in sorted(wanted - set(inspect.signature(build.build_cuda).parameters))]
+    problems += [f"Kernel({p}=)" for p in ("func", "key", "module", "options")
+                 if p not in inspect.signature(wp.Kernel.__init__).parameters]
+    assert not problems, f"Warp {warp_adapter.WARP_VERSION} moved {problems}: update synth/warp_adapter.py (validation)"
+
+
+def test_validation_helpers_read_types_batch_and_compile_ptx(tmp_path) -> None:  # noqa: ANN001
+    import warp as wp
+    import warp._src.context as ctx
+
+    with warp_adapter.KernelModule(VALIDATION_KERNEL, "jitsynth_adapter_validation") as module:
+        kernel = module.pymodule.k
+        params = warp_adapter.kernel_params(kernel)
+        assert [name for name, _ in params] == ["p", "grid", "n"]
+        assert params[1][1].ndim == 2 and params[1][1].dtype is wp.mat33f and params[2][1] is wp.int32
+        assert warp_adapter.struct_fields(params[0][1]) == {"scale": wp.float32, "offset": wp.vec3f}
+        assert warp_adapter.composite_layout(wp.mat33f) == (wp.float32, (3, 3))
+        assert warp_adapter.composite_layout(wp.float32) == (wp.float32, ())
+        batch, (copy,) = warp_adapter.batch_module("jitsynth_adapter_batch", [kernel], {"cpu_compiler_flags": ""})
+        assert copy.module is batch and copy.key != kernel.key and "jitsynth_adapter_batch" not in ctx.user_modules
+        assert warp_adapter.resolved_cpu_flags(batch) == ""
+        cuda = normalise_names(module.codegen().cuda, ["k", "P"])
+    ptx = warp_adapter.nvrtc_ptx(cuda, 75, str(tmp_path))
+    assert ".target sm_75" in ptx and ".visible .entry k_cuda_kernel_forward(" in ptx
+
+
 # -- builtin registry (synth/signatures.py derives the generator's productions from it) ----------
 
 
