@@ -111,15 +111,24 @@ def _search_path() -> list[Path]:
 
 
 def _package_of(path: Path) -> tuple[str | None, Path | None]:
-    """(dotted name, import root) of a directory or file inside regular packages, else (None, None)."""
+    """(dotted name, import root) of a directory or file that is importable by name, else (None, None):
+    inside regular packages (``__init__.py`` all the way up), or below a regular package on sys.path
+    through namespace directories (``warp/examples/core`` has no ``__init__.py``)."""
     directory = path if path.is_dir() else path.parent
-    if not (directory / "__init__.py").is_file():
-        return None, None
-    parts = [] if path.is_dir() else [path.stem]
-    while (directory / "__init__.py").is_file():
-        parts.insert(0, directory.name)
-        directory = directory.parent
-    return ".".join(parts), directory
+    tail = [] if path.is_dir() else [path.stem]
+    if (directory / "__init__.py").is_file():
+        parts = list(tail)
+        while (directory / "__init__.py").is_file():
+            parts.insert(0, directory.name)
+            directory = directory.parent
+        return ".".join(parts), directory
+    for entry in sorted(_search_path(), key=lambda p: len(str(p)), reverse=True):
+        if entry != directory and entry not in directory.parents:
+            continue
+        parts = [*directory.relative_to(entry).parts, *tail]
+        if parts and all(p.isidentifier() for p in parts) and (entry / parts[0] / "__init__.py").is_file():
+            return ".".join(parts), entry
+    return None, None
 
 
 def _distribution(top: str) -> tuple[str | None, str | None, str | None]:

@@ -60,10 +60,17 @@ def process_items(seeds: list[int]) -> list[Outcome]:
             record = build_record(seed, _settings, _loader)
             out.append(Produced(seed, record.id, encode_line(record)))
         except IngestFailure as exc:
-            out.append(Failed(seed, exc.reason))
+            out.append(Failed(seed, _relative(exc.reason, seed, _settings)))
         except Exception as exc:  # noqa: BLE001 - an unforeseen failure is still this item's outcome
-            out.append(Failed(seed, f"internal: {describe(exc)}"))
+            out.append(Failed(seed, _relative(f"internal: {describe(exc)}", seed, _settings)))
     return out
+
+
+def _relative(text: str, seed: int, settings: IngestSettings) -> str:
+    if 0 <= seed < len(settings.items):
+        for root in _roots(settings.targets[settings.items[seed].target]):
+            text = text.replace(root, "")
+    return text
 
 
 def _roots(target: Target) -> list[str]:
@@ -175,7 +182,10 @@ def _provenance(item: IngestItem, target: Target, loaded: Loaded, instances: int
     else:
         base = target.path if os.path.isdir(target.path) else os.path.dirname(target.path)
         path = os.path.relpath(item.file, os.path.dirname(base.rstrip(os.sep)))
-    return SourceInfo(package=target.package or target.name, version=target.version,
+    package = target.package or target.name
+    if target.path.endswith(".py") and "." in package:  # a single module: name the package holding it
+        package = package.rsplit(".", 1)[0]
+    return SourceInfo(package=package, version=target.version,
                       path=path.replace(os.sep, "/"), line=item.line, license=item.license or target.license,
                       qualname=item.qualname, loader=loaded.mode, stubbed=list(loaded.stubbed), instances=instances,
                       block_dim=block_dim)

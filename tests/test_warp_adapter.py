@@ -196,3 +196,54 @@ def test_builtin_overloads_and_return_types() -> None:
     assert resolve("svd3", ("mat33f",)) == "tuple[mat33f,vec3f,mat33f]"
     assert resolve("transform_set_translation", ("transformf", "vec3f")) == "None"
     assert resolve("sin", ("vec3f",)) is None and resolve("no_such_builtin", ()) is None
+
+
+# -- jitsynth ingest: one real kernel at a time out of an imported module ----------------------------
+
+
+def test_ingest_private_api_still_exists() -> None:
+    import inspect
+
+    import warp._src.context as ctx
+
+    assert hasattr(ctx, "ModuleHasher"), "warp._src.context.ModuleHasher moved: update warp_adapter.codegen_kernel"
+    params = inspect.signature(ctx.ModuleBuilder.__init__).parameters
+    assert "hasher" in params and "target" in params, "ModuleBuilder(hasher=, target=) changed: update codegen_kernel"
+    assert "block_dim" in inspect.signature(ctx.Module.resolve_options).parameters, \
+        "Module.resolve_options(config, block_dim=) changed: update codegen_kernel"
+    for owner, name in ((ctx.Module, "_get_live_kernels"), (ctx.Module, "load"), (ctx.Kernel, "get_mangled_name")):
+        assert hasattr(owner, name), f"warp._src.context.{owner.__name__}.{name} moved: update synth/warp_adapter.py"
+
+
+def test_codegen_of_one_kernel_out_of_a_module() -> None:
+    two = KERNEL + '''
+
+@wp.kernel
+def other(x: wp.array(dtype=float)):
+    x[wp.tid()] = 1.0
+'''
+    with warp_adapter.KernelModule(two, "jitsynth_adapter_one") as module:
+        saxpy = module.pymodule.saxpy
+        assert saxpy in warp_adapter.live_kernels() and module.pymodule.other in warp_adapter.live_kernels()
+        assert warp_adapter.concrete_kernel(saxpy) is saxpy
+        gen = warp_adapter.codegen_kernel(saxpy)
+    assert gen.mangled.startswith("saxpy_") and gen.backward
+    assert gen.function_keys == ("scale2",) and gen.functions[0].__name__ == "scale2"
+    for backend, full in (("cpu", gen.cpu), ("cuda", gen.cuda)):
+        assert f"{gen.mangled}_{backend}_kernel_forward(" in full and f"{gen.mangled}_{backend}_kernel_backward(" in full
+        assert "other_" not in full  # the module's other kernel is not generated
+    assert "WP_TILE_BLOCK_DIM 256" in gen.cuda
+    with warp_adapter.KernelModule(KERNEL, "jitsynth_adapter_bd") as module:
+        assert "WP_TILE_BLOCK_DIM 64" in warp_adapter.codegen_kernel(module.pymodule.saxpy, block_dim=64).cuda
+
+
+def test_module_loads_blocked_stops_launches() -> None:
+    import warp as wp
+
+    with warp_adapter.KernelModule(KERNEL, "jitsynth_adapter_block") as module:
+        x = wp.zeros(4, dtype=float, device="cpu")
+        with pytest.raises(warp_adapter.ModuleLoadBlocked), warp_adapter.module_loads_blocked():
+            wp.launch(module.pymodule.saxpy, dim=4, inputs=[x, x, 1.0], device="cpu")
+    import warp._src.context as ctx
+
+    assert ctx.Module.load.__name__ == "load"  # restored
