@@ -12,22 +12,12 @@ Warp types.
 from __future__ import annotations
 
 import ast
-import functools
 import inspect
 import os
 import textwrap
 
+from synth.hoist import module_tree
 from synth.loader import IngestFailure
-
-
-@functools.lru_cache(maxsize=64)
-def module_tree(file: str) -> tuple[str, ast.Module] | None:
-    try:
-        with open(file, encoding="utf-8") as f:
-            text = f.read()
-        return text, ast.parse(text, filename=file)
-    except (OSError, SyntaxError, UnicodeDecodeError, ValueError):
-        return None
 
 
 def _source_of(obj: object) -> tuple[str, str, int]:

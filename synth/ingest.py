@@ -20,10 +20,11 @@ import warp as wp
 
 from synth import warp_adapter
 from synth.canonical import KEY_VERSION, canonical_key
-from synth.compose import compose, module_tree
+from synth.compose import compose
 from synth.discover import INGEST_NAME, INGEST_VERSION, IngestItem, Target
 from synth.extract import ExtractionError, extract, normalise_names
-from synth.loader import IngestFailure, Loaded, Loader, config_applied, describe, find_kernel
+from synth.hoist import hoist_kernel, module_tree
+from synth.loader import IngestFailure, Loaded, Loader, NotCreated, config_applied, describe, find_kernel
 from synth.metadata import analyse
 from synth.record import BackendSource, GeneratorInfo, Metadata, Record, SourceInfo, Validation, encode_line
 from synth.worker import Failed, Outcome, Produced
@@ -81,9 +82,9 @@ def _roots(target: Target) -> list[str]:
     return [r.rstrip(os.sep) + os.sep for r in dict.fromkeys(roots) if r]
 
 
-def _normalise(text: str, gen: warp_adapter.KernelCodegen, kernel_name: str, roots: list[str]) -> str:
+def _normalise(text: str, gen: warp_adapter.KernelCodegen, mangled: str, kernel_name: str, roots: list[str]) -> str:
     # the kernel: exactly its mangled native name (key + hash) becomes the Python name
-    text = re.sub(rf"(?<![A-Za-z0-9_])((?:adj_|wp_args_)?){re.escape(gen.mangled)}(?![A-Za-z0-9])",
+    text = re.sub(rf"(?<![A-Za-z0-9_])((?:adj_|wp_args_)?){re.escape(mangled)}(?![A-Za-z0-9])",
                   lambda m: m.group(1) + kernel_name, text)
     text = normalise_names(text, tuple(k for k in (*gen.function_keys, *gen.struct_keys) if k))
     for root in roots:
@@ -132,21 +133,33 @@ def build_record(seed: int, settings: IngestSettings, loader: Loader) -> Record:
     item = settings.items[seed]
     target = settings.targets[item.target]
     loaded = loader.load(item)
-    kernel, instances = find_kernel(loaded, item)
+    hoisted = False
+    try:
+        kernel, instances = find_kernel(loaded, item)
+    except NotCreated:
+        kernel, instances, hoisted = hoist_kernel(loaded, item), 1, True
     concrete = warp_adapter.concrete_kernel(kernel)
     if concrete is None:
         raise IngestFailure("generic: kernel has generic parameters and no concrete overload (wp.overload) "
                             "was registered at import")
     block_dim = _launch_block_dim(item, loaded.module)
+    cpu_block_dim = None
     try:
         with config_applied(loaded.config):
-            gen = warp_adapter.codegen_kernel(concrete, block_dim)
+            try:
+                gen = warp_adapter.codegen_kernel(concrete, block_dim)
+            except Exception:  # noqa: BLE001
+                # a tile kernel may need its whole block on CPU too: Warp's enable_cpu_blocks mode
+                cpu_block_dim = block_dim or kernel.module.options.get("block_dim") or 1
+                if cpu_block_dim == 1:
+                    raise
+                gen = warp_adapter.codegen_kernel(concrete, block_dim, cpu_block_dim)
     except Exception as exc:  # noqa: BLE001 - Warp rejected the kernel
         raise IngestFailure(f"codegen: {describe(exc)}") from exc
     kernel_name = item.name
     roots = _roots(target)
-    cpu_full = _normalise(gen.cpu, gen, kernel_name, roots)
-    cuda_full = _normalise(gen.cuda, gen, kernel_name, roots)
+    cpu_full = _normalise(gen.cpu, gen, gen.cpu_mangled, kernel_name, roots)
+    cuda_full = _normalise(gen.cuda, gen, gen.cuda_mangled, kernel_name, roots)
     cpu_fwd, cpu_bwd = _extract(cpu_full, kernel_name, "cpu", gen.backward)
     cuda_fwd, cuda_bwd = _extract(cuda_full, kernel_name, "cuda", gen.backward)
     local_root = target.path if os.path.isdir(target.path) else os.path.dirname(target.path)
@@ -171,12 +184,13 @@ def build_record(seed: int, settings: IngestSettings, loader: Loader) -> Record:
             builtins=facts.builtins, complexity=facts.complexity, warp_version=warp_adapter.WARP_VERSION,
             generator=GeneratorInfo(INGEST_NAME, INGEST_VERSION, settings.config_hash),
             dedup_key_version=KEY_VERSION, origin="real",
-            source=_provenance(item, target, loaded, instances, block_dim),
+            source=_provenance(item, target, loaded, instances, block_dim, cpu_block_dim, hoisted),
         ),
     )
 
 
-def _provenance(item: IngestItem, target: Target, loaded: Loaded, instances: int, block_dim: int | None) -> SourceInfo:
+def _provenance(item: IngestItem, target: Target, loaded: Loaded, instances: int, block_dim: int | None,
+                cpu_block_dim: int | None, hoisted: bool) -> SourceInfo:
     if target.import_root:
         path = os.path.relpath(item.file, target.import_root)
     else:
@@ -188,4 +202,4 @@ def _provenance(item: IngestItem, target: Target, loaded: Loaded, instances: int
     return SourceInfo(package=package, version=target.version,
                       path=path.replace(os.sep, "/"), line=item.line, license=item.license or target.license,
                       qualname=item.qualname, loader=loaded.mode, stubbed=list(loaded.stubbed), instances=instances,
-                      block_dim=block_dim)
+                      block_dim=block_dim, cpu_block_dim=cpu_block_dim, hoisted=hoisted)

@@ -48,6 +48,10 @@ class IngestFailure(Exception):
         self.reason = reason
 
 
+class NotCreated(IngestFailure):
+    """A kernel defined inside a function that the module did not create at import."""
+
+
 class _Timeout(BaseException):  # a BaseException, so user code's ``except Exception`` cannot swallow it
     pass
 
@@ -220,6 +224,14 @@ class _StubFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         self.created.append(module.__name__)
 
 
+@contextlib.contextmanager
+def guarded(config: dict) -> Iterator[None]:
+    """Running a bit of user code after loading (a hoisted kernel's ``def``): quiet, no module
+    loads, the module's own ``wp.config`` in force and nothing else changed afterwards."""
+    with _quiet(), warp_adapter.module_loads_blocked(), config_applied(config), _config_isolated({}):
+        yield
+
+
 # -- loading ----------------------------------------------------------------------------------------
 
 
@@ -372,7 +384,7 @@ def find_kernel(loaded: Loaded, item: IngestItem) -> tuple[wp.Kernel, int]:
     failed = [e for line, e in sorted(loaded.statement_errors.items()) if line <= item.line]
     if item.nested:
         outer = item.qualname.split(".<locals>.", 1)[0]
-        raise IngestFailure(f"closure: kernel is defined inside {outer}() and created only when it runs")
+        raise NotCreated(f"closure: kernel is defined inside {outer}() and created only when it runs")
     if loaded.mode == "lenient" and failed:
         raise IngestFailure(f"import: {loaded.import_error}; its definition failed: {failed[-1]}")
     raise IngestFailure("conditional: the module did not create this kernel at import "

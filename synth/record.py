@@ -47,6 +47,8 @@ class SourceInfo(msgspec.Struct, frozen=True, omit_defaults=True):
     stubbed: list[str] = []  # missing third-party modules replaced by stubs (lenient loader)
     instances: int = 1  # kernels the module created from this definition (a factory); the first is used
     block_dim: int | None = None  # the launch's block size, when the file launches the kernel with one
+    cpu_block_dim: int | None = None  # set when the CPU code needed Warp's CPU blocks (else block size 1)
+    hoisted: bool = False  # defined inside a function but captures nothing: defined at module scope
 
 
 class Metadata(msgspec.Struct, frozen=True):

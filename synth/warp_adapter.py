@@ -376,7 +376,8 @@ def live_kernels() -> list[wp.Kernel]:
 class KernelCodegen:
     cpu: str
     cuda: str
-    mangled: str  # the kernel's native name: key + hash suffix
+    cpu_mangled: str  # the kernel's native name in each source: key + hash suffix
+    cuda_mangled: str
     backward: bool  # whether Warp generated the adjoint (enable_backward)
     function_keys: tuple[str, ...]  # keys of the user functions emitted (callees first)
     functions: tuple[object, ...]  # their Python functions (None for native snippets)
@@ -391,17 +392,25 @@ def concrete_kernel(kernel: wp.Kernel) -> wp.Kernel | None:
     return kernel.overloads[sorted(kernel.overloads)[0]] if kernel.overloads else None
 
 
-def codegen_kernel(kernel: wp.Kernel, block_dim: int | None = None) -> KernelCodegen:
-    """CPU and CUDA source of ``kernel`` alone (a concrete kernel), under its module's options
-    (``block_dim``: the launch's block size, for tile kernels; default the module's)."""
-    options = kernel.module.resolve_options(wp.config, block_dim=block_dim) | {"output_arch": None}
+def codegen_kernel(kernel: wp.Kernel, block_dim: int | None = None, cpu_block_dim: int | None = None) -> KernelCodegen:
+    """CPU and CUDA source of ``kernel`` alone (a concrete kernel) as Warp builds it for a launch:
+    CUDA with ``block_dim`` (the launch's; None: the module's), CPU with ``cpu_block_dim``, by
+    default Warp's rule for CPU launches (1, unless ``wp.config.enable_cpu_blocks``)."""
+    if cpu_block_dim is None:
+        cpu_block_dim = block_dim if (block_dim and wp.config.enable_cpu_blocks) else 1
+    cpu_block = cpu_block_dim
+    sources, mangled, builders = [], [], []
     with _wctx._codegen_lock:
-        hasher = _wctx.ModuleHasher([kernel], options)
-        cpu_builder = _wctx.ModuleBuilder(kernel.module, options, hasher=hasher, target="cpu")
-        cpu = cpu_builder.codegen("cpu")
-        cuda = _wctx.ModuleBuilder(kernel.module, options, hasher=hasher, target="cuda").codegen("cuda")
-    funcs = list(cpu_builder.functions)
-    structs = list(cpu_builder.structs)
-    return KernelCodegen(cpu, cuda, kernel.get_mangled_name(), bool((options | kernel.options)["enable_backward"]),
+        for target, bd in (("cpu", cpu_block), ("cuda", block_dim)):
+            options = kernel.module.resolve_options(wp.config, block_dim=bd) | {"output_arch": None}
+            hasher = _wctx.ModuleHasher([kernel], options)
+            builder = _wctx.ModuleBuilder(kernel.module, options, hasher=hasher, target=target)
+            sources.append(builder.codegen(target))
+            mangled.append(kernel.get_mangled_name())
+            builders.append(builder)
+    funcs = list(dict.fromkeys([*builders[0].functions, *builders[1].functions]))
+    structs = list(dict.fromkeys([*builders[0].structs, *builders[1].structs]))
+    return KernelCodegen(sources[0], sources[1], mangled[0], mangled[1],
+                         bool((options | kernel.options)["enable_backward"]),
                          tuple(f.key for f in funcs), tuple(f.func for f in funcs),
                          tuple(s.key for s in structs), tuple(s.cls for s in structs))

@@ -78,12 +78,21 @@ def make_scaler(factor: float):
 triple = make_scaler(3.0)
 
 
-def later():
+def later(fill_value: float):
     @wp.kernel
     def never_built(values: wp.array(dtype=float)):
-        values[wp.tid()] = 0.0
+        values[wp.tid()] = fill_value
 
     return never_built
+
+
+def test_like():
+    @wp.kernel
+    def local_only(values: wp.array(dtype=float)):
+        i = wp.tid()
+        values[i] = wp.abs(values[i]) * float(LIMIT)
+
+    return local_only
 
 
 @wp.kernel(enable_backward=False)
@@ -123,7 +132,7 @@ def package(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 EXPECTED = ["apply_params", "rejected", "make_scaler.<locals>.scale_values", "later.<locals>.never_built",
-            "count_positive", "fill"]
+            "test_like.<locals>.local_only", "count_positive", "fill"]
 
 
 def test_discovery_parses_without_importing(package: Path) -> None:
@@ -158,8 +167,8 @@ def test_ingest_package_records_and_failure_report(package: Path, tmp_path: Path
             "--shard-records", "3"]
     proc = jitsynth(*args, check=True)
     report = proc.stdout
-    assert "6 kernels found" in report
-    assert "4 became records" in report and "4 written" in report and "2 failed" in report
+    assert "7 kernels found" in report
+    assert "5 became records" in report and "5 written" in report and "2 failed" in report
     assert "failures by reason:" in report
     assert "  codegen: 1" in report and "  closure: 1" in report
 
@@ -168,11 +177,11 @@ def test_ingest_package_records_and_failure_report(package: Path, tmp_path: Path
     assert [c["seed_start"] for c in commits][0] == 0 and commits[-1]["seed_end"] == len(EXPECTED)
     failures = {f["seed"]: f["reason"] for c in commits for f in c["failures"]}
     assert failures[1].startswith("codegen: ") and "no_such_helper" in failures[1]
-    assert failures[3].startswith("closure: ") and "later()" in failures[3]
+    assert failures[3].startswith("closure: ") and "fill_value of later()" in failures[3]
     assert str(package.parent) not in failures[1]  # paths in reasons are relative
 
     by_name = {r["kernel_name"]: r for r in records}
-    assert sorted(by_name) == ["apply_params", "count_positive", "fill", "scale_values"]
+    assert sorted(by_name) == ["apply_params", "count_positive", "fill", "local_only", "scale_values"]
     for r in records:
         meta = r["metadata"]
         assert r["schema_version"] == 1 and r["producer"] == "ingest-mykernels"
@@ -206,6 +215,9 @@ def test_ingest_package_records_and_failure_report(package: Path, tmp_path: Path
     scaler = by_name["scale_values"]
     assert scaler["metadata"]["source"]["qualname"] == "make_scaler.<locals>.scale_values"
     assert "factor = 3.0" in scaler["python_source"]
+    hoisted = by_name["local_only"]  # inside a function, captures nothing: generated as if at module scope
+    assert hoisted["metadata"]["source"]["hoisted"] is True
+    assert "LIMIT = 4" in hoisted["python_source"] and "local_only_cpu_kernel_backward(" in hoisted["cpu"]["backward"]
     forward_only = by_name["count_positive"]
     assert forward_only["cpu"]["backward"] == "" and forward_only["cuda"]["backward"] == ""
     assert "atomic_add" in forward_only["cpu"]["forward"]
@@ -219,7 +231,7 @@ def test_ingest_package_records_and_failure_report(package: Path, tmp_path: Path
 
     again = jitsynth(*args, check=True)  # resume: already complete, same commits, same report
     assert read_local_dataset(ds)[0] == commits
-    assert "4 written" in again.stdout and "  codegen: 1" in again.stdout
+    assert "5 written" in again.stdout and "  codegen: 1" in again.stdout
 
 
 def test_ingest_warp_examples_modules(tmp_path: Path) -> None:

@@ -227,12 +227,12 @@ def other(x: wp.array(dtype=float)):
         assert saxpy in warp_adapter.live_kernels() and module.pymodule.other in warp_adapter.live_kernels()
         assert warp_adapter.concrete_kernel(saxpy) is saxpy
         gen = warp_adapter.codegen_kernel(saxpy)
-    assert gen.mangled.startswith("saxpy_") and gen.backward
+    assert gen.cpu_mangled.startswith("saxpy_") and gen.cuda_mangled.startswith("saxpy_") and gen.backward
     assert gen.function_keys == ("scale2",) and gen.functions[0].__name__ == "scale2"
-    for backend, full in (("cpu", gen.cpu), ("cuda", gen.cuda)):
-        assert f"{gen.mangled}_{backend}_kernel_forward(" in full and f"{gen.mangled}_{backend}_kernel_backward(" in full
+    for backend, full, mangled in (("cpu", gen.cpu, gen.cpu_mangled), ("cuda", gen.cuda, gen.cuda_mangled)):
+        assert f"{mangled}_{backend}_kernel_forward(" in full and f"{mangled}_{backend}_kernel_backward(" in full
         assert "other_" not in full  # the module's other kernel is not generated
-    assert "WP_TILE_BLOCK_DIM 256" in gen.cuda
+    assert "WP_TILE_BLOCK_DIM 256" in gen.cuda and "WP_TILE_BLOCK_DIM 1\n" in gen.cpu  # as Warp launches them
     with warp_adapter.KernelModule(KERNEL, "jitsynth_adapter_bd") as module:
         assert "WP_TILE_BLOCK_DIM 64" in warp_adapter.codegen_kernel(module.pymodule.saxpy, block_dim=64).cuda
 
