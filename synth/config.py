@@ -40,12 +40,12 @@ def _default_weights() -> dict[str, float]:
 @dataclass(frozen=True, slots=True)
 class GeneratorConfig:
     min_statements: int = 3  # top-level statements of a medium kernel
-    max_statements: int = 8
+    max_statements: int = 7
     small_fraction: float = 0.12  # kernels of 1-2 statements, no helpers
     large_fraction: float = 0.05  # kernels of large_factor x statements and more helpers
     large_factor: int = 4
     max_depth: int = 3  # expression nesting
-    leaf_probability: float = 0.5  # at depth 0; grows with depth
+    leaf_probability: float = 0.6  # at depth 0; grows with depth (expression size drives codegen cost)
     max_block_depth: int = 2  # nesting of loops/branches
     max_helpers: int = 3
     helper_statements: int = 3

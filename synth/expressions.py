@@ -189,24 +189,48 @@ class ExprBuilder:
         # Output arrays are read only at this thread's element: no cross-thread races.
         return [a for a in s.arrays if a.dtype == t and (not a.writable or a.own is not None)]
 
-    def leaf(self, t: str, s: Scope) -> str:
-        options = [v.name for v in s.of_type(t)]
+    def leaf(self, t: str, s: Scope, avoid: str = "") -> str:
+        options = [v.name for v in s.of_type(t) if v.name != avoid]
         if self.chance(0.85) and options:
-            return self.rng.choice(options)
+            # Recent values are the likeliest operands, as in code people write.
+            return self.rng.choice(options[-3:] if self.chance(0.5) else options)
         arrays = self.readable_arrays(t, s)
         if arrays and self.chance(0.6):
             a = self.rng.choice(arrays)
-            return f"{a.name}[{self.index(a, s)}]"
+            element = f"{a.name}[{self.index(a, s)}]"
+            if element != avoid:
+                return element
+        if not options and self.chance(0.6):
+            # Derive the value from data in scope rather than from a literal.
+            info = TYPES[t]
+            if not info.shape:
+                part = self.component(t, s, 1)
+                if part and part != avoid:
+                    return part
+            elif info.kind == "vec":
+                scalars = [v.name for v in s.of_type(info.scalar)]
+                if scalars:
+                    return f"{info.spelling}({self.rng.choice(scalars)})"
         return self.lit(t)
 
+    def operand(self, t: str, s: Scope, depth: int) -> str:
+        """The left side of a comparison: data when there is any, so tests are not
+        between two literals."""
+        data = [v.name for v in s.of_type(t)] + [f"{a.name}[{self.index(a, s)}]" for a in self.readable_arrays(t, s)]
+        if data and self.chance(0.8):
+            return self.rng.choice(data)
+        return self.expr(t, s, depth)
+
     # -- expressions -------------------------------------------------------------------------
-    def expr(self, t: str, s: Scope, depth: int = 0) -> str:
+    def expr(self, t: str, s: Scope, depth: int = 0, avoid: str = "") -> str:
+        """An expression of type ``t``; ``avoid`` is an assignment's target, which must
+        not come back as the whole value (``x = x``)."""
         if t not in TYPES:  # a struct value
             options = [v.name for v in s.of_type(t)]
             return self.rng.choice(options) if options else f"{t}()"
         cfg = self.cfg
         if depth >= cfg.max_depth or self.chance(cfg.leaf_probability + 0.15 * depth):
-            return self.leaf(t, s)
+            return self.leaf(t, s, avoid)
         r = self.rng.random()
         d = depth + 1
         if r < 0.30 and self.prep.ops.get(t):
@@ -221,7 +245,7 @@ class ExprBuilder:
             out = self.convert(t, s, d)
         else:
             out = None
-        return out or self.builtin(t, s, d) or self.leaf(t, s)
+        return out or self.builtin(t, s, d) or self.leaf(t, s, avoid)
 
     def builtin(self, t: str, s: Scope, depth: int, name: str | None = None) -> str | None:
         names = self.prep.names.get(t) if name is None else [name]
@@ -301,6 +325,9 @@ class ExprBuilder:
         sigs = [g for g in self.table.by_return[t][name] if self.fits(g, s)]
         if not sigs:
             return None
+        matmul = [g for g in sigs if name == "mul" and TYPES[g.arg_types[0]].kind in ("mat", "smat")]
+        if matmul and self.chance(0.4):  # m @ v is how Warp code transforms vectors
+            sigs = matmul
         sig = self.rng.choices(sigs, [self.sig_weight(g) for g in sigs])[0]
         if self.chance(0.04):  # the function spelling exists too: wp.add(a, b)
             return self.call(sig, s, depth)
@@ -408,4 +435,4 @@ class ExprBuilder:
         op = self.rng.choice(("<", ">", "<=", ">=", "==", "!="))
         if TYPES[t].kind == "float" and op in ("==", "!="):
             op = "<"
-        return f"{self.expr(t, s, depth)} {op} {self.expr(t, s, depth)}"
+        return f"{self.operand(t, s, depth)} {op} {self.expr(t, s, depth)}"

@@ -111,6 +111,15 @@ class _Builder(StatementBuilder):
             self.add_struct_fields("params", "Struct0", scope, mutable=False)
         return params
 
+    def loads(self, scope: Scope) -> list[str]:
+        """Most kernels start by reading their inputs into locals (``p = x[tid]``)."""
+        lines = []
+        for a in [a for a in scope.arrays if not a.writable]:
+            if self.chance(0.7):
+                name, value = self.define(scope, a.dtype, f"{a.name}[{self.index(a, scope)}]")
+                lines.append(f"    {name} = {value}")
+        return lines
+
     def module(self, seed: int) -> GeneratedKernel:
         cfg = self.cfg
         n_statements, n_helpers, max_arrays = self.size_class()
@@ -134,6 +143,7 @@ class _Builder(StatementBuilder):
                 body.append(f"    state = wp.rand_init(seed, {tids[0]})")
             else:
                 body.append(f"    state = wp.rand_init({self.rng.randint(1, 99999)}, {tids[-1]})")
+        body += self.loads(scope)
         body += self.block(scope, 1, 0, n_statements, top=True)
         body += self.final_store(scope)
         kernel_name = f"kernel_{seed}"

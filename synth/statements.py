@@ -127,7 +127,7 @@ class StatementBuilder(ExprBuilder):
         if not targets:
             return self.st_assign(s, ind, depth)
         v = self.rng.choice(targets)
-        return [f"{'    ' * ind}{v.name} = {self.dynamic(v.type, self.expr(v.type, s, 0))}"]
+        return [f"{'    ' * ind}{v.name} = {self.dynamic(v.type, self.expr(v.type, s, 0, v.name))}"]
 
     def st_augassign(self, s: Scope, ind: int, depth: int) -> list[str]:
         targets = [v for v in s.vars if v.mutable and v.type in TYPES and v.type != "bool"]
@@ -144,7 +144,7 @@ class StatementBuilder(ExprBuilder):
                 if sig.arg_types[0] == t and sig.arg_types[1] in self.types:
                     ops.append(sig)
         if not ops:
-            return f"{target} = {self.dynamic(t, self.expr(t, s, 1))}"
+            return f"{target} = {self.dynamic(t, self.expr(t, s, 1, target))}"
         sig = self.rng.choice(ops)
         value = self.arg(sig, sig.params[1][0], sig.arg_types[1], s, 1, (0, 1, 2))
         if sig.name == "mul" and TYPES[t].kind in ("mat", "smat") and TYPES[sig.arg_types[1]].shape:
@@ -156,7 +156,8 @@ class StatementBuilder(ExprBuilder):
         options = []
         for v in s.vars:
             info = TYPES.get(v.type)
-            if not v.mutable or info is None or not info.shape:
+            # Warp rejects writes into a component of a struct field (s.xform.p = ...).
+            if not v.mutable or info is None or not info.shape or "." in v.name:
                 continue
             if info.kind in ("vec", "quat", "svec", "transform"):
                 k = self.rng.randrange(info.shape[0])
@@ -173,7 +174,7 @@ class StatementBuilder(ExprBuilder):
         target, t = self.rng.choice(options)
         if t in self.types and self.chance(0.4) and t != "bool":
             return [f"{pad}{self.aug(target, t, s)}"]
-        return [f"{pad}{target} = {self.expr(t, s, 1)}"]
+        return [f"{pad}{target} = {self.expr(t, s, 1, target)}"]
 
     # -- arrays ----------------------------------------------------------------------------
     def st_store(self, s: Scope, ind: int, depth: int) -> list[str]:
@@ -184,7 +185,7 @@ class StatementBuilder(ExprBuilder):
         target = f"{a.name}[{a.own}]"
         if self.chance(0.3):
             return [f"{'    ' * ind}{self.aug(target, a.dtype, s)}"]
-        return [f"{'    ' * ind}{target} = {self.expr(a.dtype, s, 0)}"]
+        return [f"{'    ' * ind}{target} = {self.expr(a.dtype, s, 0, target)}"]
 
     def st_atomic(self, s: Scope, ind: int, depth: int) -> list[str]:
         writable = [a for a in s.arrays if a.writable]
@@ -220,14 +221,14 @@ class StatementBuilder(ExprBuilder):
         pad, var, trip = "    " * ind, self.fresh("i"), self.rng.randint(1, self.cfg.max_loop_trip)
         r = self.rng.random()
         # Literal bounds are unrolled by Warp (codegen cost x trip); the others stay loops.
-        if r < 0.25:
+        if r < 0.16:
             rng = f"range({trip})"
-        elif r < 0.35:
+        elif r < 0.22:
             start = self.rng.randint(0, 2)
             rng = f"range({start}, {start + trip * 2}, {self.rng.randint(1, 3)})"
-        elif r < 0.42:
+        elif r < 0.27:
             rng = f"range({trip + 1}, 0, -{self.rng.randint(1, 2)})"
-        elif r < 0.65 and s.ints:
+        elif r < 0.6 and s.ints:
             rng = f"range({self.rng.choice(s.ints)} % {self.rng.randint(2, 6)} + {self.rng.randint(0, 2)})"
         elif r < 0.8 and s.arrays:
             rng = f"range(wp.min({self.rng.choice(s.arrays).name}.shape[0], {trip + 2}))"
@@ -305,7 +306,7 @@ class StatementBuilder(ExprBuilder):
         self.add_struct_fields(name, struct, s, mutable=True)
         fields = [v for v in s.vars if v.name.startswith(name + ".") and v.type in TYPES]
         for v in self.rng.sample(fields, min(len(fields), self.rng.randint(1, 2))):
-            lines.append(f"{pad}{v.name} = {self.expr(v.type, s, 1)}")
+            lines.append(f"{pad}{v.name} = {self.expr(v.type, s, 1, v.name)}")
         return lines
 
     def st_helper(self, s: Scope, ind: int, depth: int) -> list[str]:
@@ -355,7 +356,7 @@ class StatementBuilder(ExprBuilder):
             r, _ = self.define(scope, returns, "x", "r")
             body += [f"    {r} = {returns}()"]
             self.add_struct_fields(r, returns, scope, mutable=True)
-            body += [f"    {v.name} = {self.expr(v.type, scope, 1)}" for v in scope.vars
+            body += [f"    {v.name} = {self.expr(v.type, scope, 1, v.name)}" for v in scope.vars
                      if v.name.startswith(r + ".") and v.type in TYPES][:2]
             body.append(f"    return {r}")
         else:
@@ -383,7 +384,7 @@ class StatementBuilder(ExprBuilder):
         own = [a for a in s.arrays if a.writable and a.own is not None]
         if own:
             a = own[-1]
-            return [f"    {a.name}[{a.own}] = {self.expr(a.dtype, s, 0)}"]
+            return [f"    {a.name}[{a.own}] = {self.expr(a.dtype, s, 0, f'{a.name}[{a.own}]')}"]
         return self.st_atomic(s, 1, 0)
 
 
