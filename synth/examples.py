@@ -46,7 +46,9 @@ def launch_dim(params: list[tuple[str, type]]) -> tuple[int, ...]:
 
 
 def _type_name(t: Any) -> str:
-    return getattr(t, "key", None) if wp.types.type_is_struct(t) else wp.types.type_repr(t)
+    if wp.types.type_is_struct(t):
+        return t.key
+    return "bool" if t is bool or t is wp.bool else wp.types.type_repr(t)
 
 
 def _random_scalars(scalar: type, count: int, rng: np.random.Generator) -> np.ndarray:
@@ -90,8 +92,8 @@ def _random_value(t: Any, rng: np.random.Generator, dim: tuple[int, ...]) -> dic
         return {"type": _type_name(t), "data": fields}
     scalar, inner = warp_adapter.composite_layout(t)
     values = _random_scalars(scalar, int(np.prod(inner, dtype=int)), rng)
-    data = [_number(x) for x in values]
-    return {"type": _type_name(t), "data": data if inner else data[0]}
+    data = [_number(x) for x in values]  # nested like the value's shape: a mat33 is 3 rows
+    return {"type": _type_name(t), "data": np.array(data, dtype=object).reshape(inner).tolist() if inner else data[0]}
 
 
 def _decode_numbers(data: Any, np_dtype: np.dtype) -> np.ndarray:

@@ -6,15 +6,17 @@
   alone vs 0.27 s in a batch of 8), and because a per-record compile makes the kept PTX
   exactly that of the recorded source, independent of which seeds shared the batch.
 - ``cpu-compile``: Warp's bundled clang builds ONE module holding every kernel of the
-  batch (0.43 s vs 0.55 s of CPU per kernel for a batch of 8; the adjoint code is most
-  of it). A batch that fails is bisected so only the failing kernels are marked.
+  batch (CPU seconds per kernel, warm: 0.52 alone, 0.41 in a batch of 8; the adjoint code
+  is most of it). A batch that fails is bisected so only the failing kernels are marked.
 - ``execute``: each compiled kernel runs on the CPU on seeded random inputs in a forked
   sandbox (synth/sandbox.py); ``examples`` keeps the inputs and outputs.
 
 Portability: the CPU build never gets ``-march=native`` (Warp's default flags carry it)
 and FP contraction is off, so recorded outputs do not depend on the build machine's
-instruction set; see ``CPU_OPTIONS``. Nothing here reads the clock into a record:
-outcomes are a function of the kernel, so records stay byte-identical across runs.
+instruction set; see ``CPU_OPTIONS``. Nothing here puts a time, path or pid into a record:
+outcomes are a function of the kernel, so records stay byte-identical across runs (the
+one exception is a kernel that runs for about ``Limits.exec_timeout`` seconds, which may
+time out on a loaded machine and not on another; generated kernels run in microseconds).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack
+from collections import Counter
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -89,18 +91,20 @@ class TierStats:
     cpu: dict[str, float] = field(default_factory=dict)
     kernels: dict[str, int] = field(default_factory=dict)
     passed: dict[str, int] = field(default_factory=dict)
+    reasons: dict[str, Counter] = field(default_factory=dict)  # tier -> why kernels failed it
 
     def add(self, tier: str, wall: float, cpu: float, kernels: int, passed: int) -> None:
         for table, value in ((self.wall, wall), (self.cpu, cpu), (self.kernels, kernels), (self.passed, passed)):
             table[tier] = table.get(tier, 0) + value
 
-    def summary(self) -> dict[str, dict[str, float]]:
+    def summary(self) -> dict[str, dict[str, Any]]:
         return {t: {"kernels": n, "pass_rate": round(self.passed[t] / n, 4),
-                    "wall_s_per_kernel": round(self.wall[t] / n, 4), "cpu_s_per_kernel": round(self.cpu[t] / n, 4)}
+                    "wall_s_per_kernel": round(self.wall[t] / n, 4), "cpu_s_per_kernel": round(self.cpu[t] / n, 4),
+                    "top_failures": self.reasons.get(t, Counter()).most_common(3)}
                 for t, n in self.kernels.items() if n}
 
 
-STATS = TierStats()  # per-process totals; jitsynth bench and the worker's logs read them
+STATS = TierStats()  # per-process totals, read by synth.worker.measure_tiers
 
 
 def _describe(exc: BaseException, diagnostics: str = "") -> str:
@@ -167,6 +171,9 @@ def run_tiers(items: list[Item], tiers: tuple[str, ...] | list[str], limits: Lim
             finally:
                 for module, _, _ in groups:
                     module.unload()
+    for outcome in outcomes:
+        for tier, reason in outcome.errors.items():
+            stats.reasons.setdefault(tier, Counter())[reason] += 1
     return outcomes
 
 
@@ -189,20 +196,18 @@ def _ptx_tier(items: list[Item], outcomes: list[Outcome], keep: bool, workdir: s
                 outcome.ptx = ptx
 
 
-def _bisect(indices: list[int], attempt: Callable[[list[int]], Any]) -> tuple[list[tuple[list[int], Any]], dict]:
-    """Try ``attempt`` on all indices; on failure split in halves until single kernels
-    fail alone. Returns the (indices, handle) of groups that passed and errors by index."""
+def _bisect(indices: list[int], attempt: Callable[[list[int]], None]) -> dict[int, str]:
+    """Try ``attempt`` on all indices; on failure split in halves until the failing kernels
+    fail alone (log2(n) extra compiles per bad kernel). The errors, by index."""
     try:
         with _native_output() as diagnostics:
-            handle = attempt(indices)
-        return [(indices, handle)], {}
+            attempt(indices)
+        return {}
     except Exception as exc:  # noqa: BLE001
         if len(indices) == 1:
-            return [], {indices[0]: _describe(exc, "".join(diagnostics))}
+            return {indices[0]: _describe(exc, "".join(diagnostics))}
     mid = len(indices) // 2
-    left_ok, left_err = _bisect(indices[:mid], attempt)
-    right_ok, right_err = _bisect(indices[mid:], attempt)
-    return left_ok + right_ok, left_err | right_err
+    return _bisect(indices[:mid], attempt) | _bisect(indices[mid:], attempt)
 
 
 def _cpu_tier(items: list[Item], outcomes: list[Outcome], workdir: str, load: bool,
@@ -210,7 +215,7 @@ def _cpu_tier(items: list[Item], outcomes: list[Outcome], workdir: str, load: bo
     """Compile (and load, to execute) the batch's kernels; the loaded groups."""
     loaded: list[tuple[Any, list[int], list[wp.Kernel]]] = []
 
-    def attempt(indices: list[int]) -> tuple[Any, list[wp.Kernel]]:
+    def attempt(indices: list[int]) -> None:
         name = f"jitsynth_batch_{next(_batch_names)}"
         module, copies = warp_adapter.batch_module(name, [items[i].kernel for i in indices], CPU_OPTIONS)
         folder = os.path.join(workdir, name)
@@ -218,10 +223,9 @@ def _cpu_tier(items: list[Item], outcomes: list[Outcome], workdir: str, load: bo
         if load:
             wp.load_aot_module(module, device="cpu", module_dir=folder)
             loaded.append((module, indices, copies))
-        return module, copies
 
     with Timed(stats, "cpu-compile", len(items)) as timed:
-        _, errors = _bisect(list(range(len(items))), attempt)
+        errors = _bisect(list(range(len(items))), attempt)
         for i, outcome in enumerate(outcomes):
             outcome.cpu_compile = i not in errors
             if i in errors:
@@ -253,14 +257,16 @@ def prepare_worker() -> None:
     """Give this worker process its own temp folder (TMPDIR, which NVRTC reads too) and
     remove the folders of workers that no longer exist. Call before the first compile."""
     base = tempfile.gettempdir()
-    _sweep_stale_workdirs(base)
+    sweep_stale_workdirs(base)
     own = os.path.join(base, f"{_WORKDIR_PREFIX}{os.getpid()}")
     os.makedirs(own, exist_ok=True)
     os.environ["TMPDIR"] = tempfile.tempdir = own
 
 
-def _sweep_stale_workdirs(base: str) -> None:
-    for entry in os.scandir(base):
+def sweep_stale_workdirs(base: str | None = None) -> None:
+    """Remove the temp folders of worker processes that no longer exist (also worth
+    calling once the pool is closed: the pool kills its workers, so they leave them)."""
+    for entry in os.scandir(base or tempfile.gettempdir()):
         pid = entry.name[len(_WORKDIR_PREFIX):].split("-")[0] if entry.name.startswith(_WORKDIR_PREFIX) else ""
         if not pid.isdigit():
             continue
@@ -276,7 +282,7 @@ def replay_records(records: list[dict]) -> list[list[dict]]:
     """Rebuild each record's kernel from its ``python_source``, compile them (one module,
     the same portable CPU options) and rerun every recorded example on its recorded
     inputs: the outputs, per record and example. Runs in this process (trusted records)."""
-    with ExitStack() as stack:
+    with contextlib.ExitStack() as stack:
         kernels = []
         for n, record in enumerate(records):
             module = stack.enter_context(warp_adapter.KernelModule(

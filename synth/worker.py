@@ -97,6 +97,9 @@ def measure_tiers(seeds: list[int], settings: WorkerSettings, batch_size: int = 
     """Per-tier cost per kernel (wall and CPU seconds in this process) and pass rates,
     building ``seeds`` in batches as a worker does: what ``jitsynth bench`` reports."""
     init_worker(settings)
+    # Warm-up batch, not counted: a process builds clang's and NVRTC's precompiled headers
+    # on its first compile (~3 s), once per worker lifetime.
+    build_records(seeds[:1], settings)
     validate.STATS = validate.TierStats()
     for start in range(0, len(seeds), batch_size):
         build_records(seeds[start:start + batch_size], settings)
