@@ -18,7 +18,7 @@ import json
 import os
 import re
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 INGEST_NAME = "jitsynth-ingest"
@@ -70,32 +70,18 @@ class Discovery:
     items: list[IngestItem]
     files_scanned: int = 0
     unparsable: list[tuple[str, str]] = field(default_factory=list)  # (file, error) that mention "kernel"
-    file_digests: dict[str, str] = field(default_factory=dict)  # file -> sha256 of files with kernels
+    file_digests: dict[str, str] = field(default_factory=dict)  # "<target>/<relpath>" -> sha256, files with kernels
 
     def config_hash(self) -> str:
         """What determines the items and their records: the ingest code version, the resolved
-        targets, every item and the content of every file holding one."""
+        targets, every item and the content of every file holding one (not where they lie)."""
         spec = {
             "ingest": f"{INGEST_NAME}/{INGEST_VERSION}",
-            "targets": sorted([t.kind, t.name, t.package or "", t.version or ""] for t in self.targets),
+            "targets": [[t.kind, t.name, t.package or "", t.version or ""] for t in self.targets],
             "items": [[it.target, it.relpath, it.qualname, it.first_line] for it in self.items],
-            "files": sorted((self._rel(f), d) for f, d in self.file_digests.items()),
+            "files": sorted(self.file_digests.items()),
         }
         return hashlib.blake2b(json.dumps(spec, sort_keys=True).encode(), digest_size=8).hexdigest()
-
-    def _rel(self, file: str) -> str:
-        for t in self.targets:
-            if file == t.path or file.startswith(t.path.rstrip(os.sep) + os.sep):
-                return f"{t.name}/{os.path.relpath(file, os.path.dirname(t.path) if t.path.endswith('.py') else t.path)}"
-        return os.path.basename(file)
-
-    def to_json(self) -> str:
-        return json.dumps({"targets": [asdict(t) for t in self.targets], "items": [asdict(i) for i in self.items]})
-
-    @classmethod
-    def from_json(cls, text: str) -> Discovery:
-        data = json.loads(text)
-        return cls([Target(**t) for t in data["targets"]], [IngestItem(**i) for i in data["items"]])
 
 
 # -- resolving PATH_OR_PACKAGE -----------------------------------------------------------------------
@@ -185,18 +171,29 @@ def resolve_target(spec: str) -> Target:
 
 
 def _warp_aliases(tree: ast.Module) -> tuple[set[str], set[str]]:
-    """Names the file binds to the ``warp`` module, and to ``warp.kernel`` itself."""
-    modules, kernels = {"wp", "warp"}, {"kernel"}
+    """Names the file binds to the ``warp`` module, and to ``warp.kernel`` itself. Without any
+    ``import warp`` (a star import, a conftest) ``wp`` and ``warp`` are assumed; a bare
+    ``@kernel`` counts unless something other than Warp binds that name."""
+    modules: set[str] = set()
+    kernels: set[str] = set()
+    other: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             for alias in node.names:
                 if alias.name == "warp":
                     modules.add(alias.asname or "warp")
-        elif isinstance(node, ast.ImportFrom) and node.module == "warp":
+                else:
+                    other.add(alias.asname or alias.name.split(".", 1)[0])
+        elif isinstance(node, ast.ImportFrom):
             for alias in node.names:
-                if alias.name == "kernel":
+                bound = alias.asname or alias.name
+                if node.module == "warp" and alias.name in ("kernel", "*"):
                     kernels.add(alias.asname or "kernel")
-    return modules, kernels
+                else:
+                    other.add(bound)
+    if "kernel" not in other:
+        kernels.add("kernel")
+    return (modules or {"wp", "warp"}) - (other - modules), kernels
 
 
 def _is_kernel_decorator(node: ast.expr, modules: set[str], kernels: set[str]) -> bool:
@@ -307,9 +304,9 @@ def discover(specs: list[str], exclude: list[Path] | None = None) -> Discovery:
             kernels = find_kernels(tree)
             if not kernels:
                 continue
-            result.file_digests[str(file)] = hashlib.sha256(data).hexdigest()
             module = _module_name(target, file)
             relpath = file.relative_to(walk_root).as_posix()
+            result.file_digests[f"{index}/{relpath}"] = hashlib.sha256(data).hexdigest()
             license_ = spdx_license(text)
             for k in sorted(kernels, key=lambda k: (k.first_line, k.qualname)):
                 items.append(IngestItem(index, str(file), relpath, module, k.qualname, k.name, k.line, k.first_line,

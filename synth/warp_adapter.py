@@ -345,7 +345,13 @@ def nvrtc_ptx(cuda_source: str, arch: int, workdir: str) -> str:
 # Real modules are imported as they are (Warp registers their kernels in ``user_modules`` like any
 # user's), then each kernel is generated alone: a ``ModuleHasher`` over just that kernel makes the
 # ``ModuleBuilder`` emit it and what it calls, not the whole module. Real kernels use tiles and
-# MathDx, whose builtins consult the builder's target, so each target gets its own builder.
+# MathDx, whose builtins consult the builder's target and ``output_arch``, so each target gets its
+# own builder. CUDA is generated as for a PTX build for ``INGEST_CUDA_ARCH`` (Warp's default PTX
+# target) with MathDx off: Warp's own GPU path without libmathdx. That is deterministic and fast;
+# with MathDx on, codegen would call libmathdx for LTO binaries (seconds to minutes per kernel)
+# that are not part of the generated source anyway. ``output_arch=None`` would be the CPU path.
+INGEST_CUDA_ARCH = 75
+_NO_MATHDX = {"enable_mathdx_gemm": False, "enable_mathdx_fft": False, "enable_mathdx_solver": False}
 
 
 class ModuleLoadBlocked(RuntimeError):
@@ -398,11 +404,14 @@ def codegen_kernel(kernel: wp.Kernel, block_dim: int | None = None, cpu_block_di
     default Warp's rule for CPU launches (1, unless ``wp.config.enable_cpu_blocks``)."""
     if cpu_block_dim is None:
         cpu_block_dim = block_dim if (block_dim and wp.config.enable_cpu_blocks) else 1
-    cpu_block = cpu_block_dim
     sources, mangled, builders = [], [], []
     with _wctx._codegen_lock:
-        for target, bd in (("cpu", cpu_block), ("cuda", block_dim)):
-            options = kernel.module.resolve_options(wp.config, block_dim=bd) | {"output_arch": None}
+        for target, bd in (("cpu", cpu_block_dim), ("cuda", block_dim)):
+            options = kernel.module.resolve_options(wp.config, block_dim=bd)
+            if target == "cpu":
+                options |= {"output_arch": None}
+            else:
+                options |= {"output_arch": wp.config.ptx_target_arch or INGEST_CUDA_ARCH} | _NO_MATHDX
             hasher = _wctx.ModuleHasher([kernel], options)
             builder = _wctx.ModuleBuilder(kernel.module, options, hasher=hasher, target=target)
             sources.append(builder.codegen(target))

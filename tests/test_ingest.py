@@ -266,3 +266,49 @@ def test_bad_arguments_are_usage_errors(tmp_path: Path) -> None:
     proc = jitsynth("ingest", str(empty), "--out", str(tmp_path / "ds"))
     assert proc.returncode == 0 and "no @wp.kernel found" in proc.stdout
     assert not (tmp_path / "ds").exists()
+
+
+def test_kernel_decorators_under_any_alias() -> None:
+    import ast
+
+    from synth.discover import find_kernels
+
+    source = textwrap.dedent('''
+        import taichi as ti
+        import warp as w
+        from warp import kernel as K
+
+        @w.kernel
+        def a(x: w.array(dtype=float)):
+            pass
+
+        @K
+        def b(x: w.array(dtype=float)):
+            pass
+
+        @w.kernel(enable_backward=False)
+        def c(x: w.array(dtype=float)):
+            pass
+
+        @ti.kernel
+        def not_warp():
+            pass
+
+        @w.func
+        def helper(x: float):
+            return x
+
+        class Holder:
+            @w.kernel
+            def d(x: w.array(dtype=float)):
+                pass
+
+        if True:
+            @w.kernel
+            def e(x: w.array(dtype=float)):
+                pass
+    ''')
+    found = find_kernels(ast.parse(source))
+    assert [(k.qualname, k.nested) for k in found] == [("a", False), ("b", False), ("c", False),
+                                                         ("Holder.d", False), ("e", False)]
+    assert found[0].first_line == found[0].line - 1

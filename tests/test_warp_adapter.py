@@ -247,3 +247,20 @@ def test_module_loads_blocked_stops_launches() -> None:
     import warp._src.context as ctx
 
     assert ctx.Module.load.__name__ == "load"  # restored
+
+
+def test_tile_kernel_cuda_is_generated_for_a_gpu_without_mathdx() -> None:
+    tile = '''import warp as wp
+
+@wp.kernel
+def fft_rows(x: wp.array2d(dtype=wp.vec2f)):
+    a = wp.tile_load(x, shape=(1, 64))
+    wp.tile_fft(a)
+    wp.tile_store(x, a)
+'''
+    with warp_adapter.KernelModule(tile, "jitsynth_adapter_tile") as module:
+        gen = warp_adapter.codegen_kernel(module.pymodule.fft_rows, block_dim=32)
+        assert "WP_TILE_BLOCK_DIM 32" in gen.cuda and "WP_TILE_BLOCK_DIM 1\n" in gen.cpu
+        assert "tile_fft(/* scalar */ 0" in gen.cuda  # Warp's own path, no libmathdx LTO symbol
+        with pytest.raises(Exception, match="on GPU without libmathdx"):  # GPU rules apply to the CUDA pass
+            warp_adapter.codegen_kernel(module.pymodule.fft_rows, block_dim=128)
