@@ -36,6 +36,7 @@ def bench(
     json_file: Annotated[Path | None, Opt("--json", help="Also write the results here")] = None,
     s3: Annotated[bool, Opt("--s3/--no-s3", help="Measure the S3 sink against a local SeaweedFS")] = True,
     profile: Annotated[int, Opt(help="Per-stage profile over N kernels (0: skip)")] = 300,
+    tiers: Annotated[int, Opt(help="Per-tier validation cost and pass rate over N kernels (0: skip)")] = 0,
     memory: Annotated[int, Opt(help="Worker RSS over N kernels in one process (0: skip)")] = 0,
     dedup_ids: Annotated[int, Opt(help="Dedup index at N synthetic ids (0: skip)")] = 0,
     compression: Annotated[bool, Opt(help="Compare zstd settings on generated records")] = True,
@@ -56,6 +57,18 @@ def bench(
         with multiprocessing.get_context("spawn").Pool(1) as pool:
             result["profile_before_separate_builders"] = pool.apply(run_profile, (seeds, False))
             result["profile_after_shared_builder"] = pool.apply(run_profile, (seeds, True))
+    if tiers:
+        import multiprocessing
+
+        from synth.config import GeneratorConfig
+        from synth.worker import WorkerSettings, measure_tiers
+
+        all_tiers = ("codegen", "ptx", "cpu-compile", "execute")
+        seeds = list(range(40_000_000, 40_000_000 + tiers))
+        # A subprocess: measure_tiers points TMPDIR at a worker folder of its own.
+        with multiprocessing.get_context("spawn").Pool(1) as pool:
+            result["validation_tiers"] = pool.apply(
+                measure_tiers, (seeds, WorkerSettings(GeneratorConfig(), "bench", all_tiers), 8))
     if memory:
         import multiprocessing
 

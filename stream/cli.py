@@ -40,6 +40,7 @@ def run(
     shard_bytes: Annotated[str | None, Opt(help="Roll a shard at this compressed size, e.g. 64MiB")] = None,
     shard_age: Annotated[float | None, Opt(help="Roll a shard after this many seconds")] = None,
     validate: Annotated[str | None, Opt(help="Tiers: codegen,ptx,cpu-compile,execute")] = None,
+    keep_ptx: Annotated[bool | None, Opt("--keep-ptx", help="Store each record's NVRTC PTX (runs the ptx tier)")] = None,
     state_dir: Annotated[Path | None, Opt(help="Local cache of the dedup index")] = None,
     endpoint_url: Annotated[str | None, Opt(help="S3 endpoint (or $AWS_ENDPOINT_URL)")] = None,
     config: Annotated[Path | None, Opt(help="TOML config file")] = None,
@@ -54,7 +55,8 @@ def run(
     """Produce: stream deduplicated kernel records into committed shards."""
     cli: dict[str, Any] = dict(out=out, count=count, workers=workers, producer=producer, seed_start=seed_start,
                                shard_records=shard_records, shard_bytes=shard_bytes, shard_age=shard_age,
-                               validate_tiers=validate, state_dir=state_dir, endpoint_url=endpoint_url,
+                               validate_tiers=validate, keep_ptx=keep_ptx, state_dir=state_dir,
+                               endpoint_url=endpoint_url,
                                batch_size=batch_size, task_timeout=task_timeout, grace_period=grace_period,
                                log_format=log_format, metrics_port=metrics_port, metrics_host=metrics_host,
                                progress=progress)

@@ -130,6 +130,10 @@ class Producer:
                 for task in self._tasks:
                     task.cancel()
                 self.pool.close(now=True)
+                if set(self.s.validate_tiers) - {"codegen"}:
+                    from synth.validate import sweep_stale_workdirs
+
+                    sweep_stale_workdirs()  # compiler temp folders of workers killed above
         finally:
             self.index.close()
         return RunResult(self.committed, self.shards_written, self.stopped_by_signal)
