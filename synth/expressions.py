@@ -240,7 +240,8 @@ class ExprBuilder:
         elif r < 0.46:
             out = self.component(t, s, d)
         elif r < 0.50:
-            out = f"wp.where({self.cond(s, d)}, {self.expr(t, s, d)}, {self.expr(t, s, d)})"
+            a, b = self.expr(t, s, d), self.expr(t, s, d)
+            out = f"wp.where({self.cond(s, d)}, {a}, {b})" if self.chance(0.7) else f"({a} if {self.cond(s, d)} else {b})"
         elif r < 0.56:
             out = self.convert(t, s, d)
         else:
@@ -432,6 +433,8 @@ class ExprBuilder:
                 return self.rng.choice(b).name
             return self.builtin("bool", s, depth) or "True"
         t = "float32" if self.chance(0.7) else self.rng.choice([x for x in self.types if TYPES[x].kind in ("float", "int")])
+        if self.chance(0.05):  # a range test: lo < x < hi
+            return f"{self.num(t, -3, 0)} < {self.operand(t, s, depth)} < {self.num(t, 0.5, 3)}"
         op = self.rng.choice(("<", ">", "<=", ">=", "==", "!="))
         if TYPES[t].kind == "float" and op in ("==", "!="):
             op = "<"

@@ -96,6 +96,7 @@ class _Walker(ast.NodeVisitor):
 
     def visit_IfExp(self, node: ast.IfExp) -> None:
         self.complexity += 1
+        self.features.add("ternary")
         self.generic_visit(node)
 
     def visit_BoolOp(self, node: ast.BoolOp) -> None:

@@ -166,7 +166,8 @@ def test_language_features_and_sizes_are_all_reached() -> None:
     wanted = {"loops", "while", "branches", "break_continue", "augassign", "atomics", "funcs", "overloads",
               "default_args", "early_return", "structs", "random", "where", "casts", "multi_assign",
               "component_assign", "launch_1d", "launch_2d", "launch_3d", "arrays_nd", "vectors", "matrices",
-              "quaternions", "transforms", "spatial", "wide_scalars", "local_arrays", "debug_print"}
+              "quaternions", "transforms", "spatial", "wide_scalars", "local_arrays", "debug_print", "ternary",
+              "matmul", "launch_4d"}
     assert wanted - set(features) == set()
     assert min(locs) < 10 and max(locs) > 80
 
