@@ -275,8 +275,9 @@ class StatementBuilder(ExprBuilder):
         x = self.rng.choice(floats)
         r = self.rng.random()
         if r < 0.4:
-            action = f'wp.printf("{x} = %f\\n", {x})' if not s.ints else \
-                f'wp.printf("{s.ints[0]} %d: {x} = %f\\n", {s.ints[0]}, {x})'
+            # The message names no variable: renaming a local must not change a string.
+            action = f'wp.printf("non-finite %f\\n", {x})' if not s.ints else \
+                f'wp.printf("thread %d: non-finite %f\\n", {s.ints[0]}, {x})'
         elif r < 0.7:
             action = f"print({x})"
         else:
