@@ -40,10 +40,10 @@ def category(reason: str) -> str:
 
 def ingest(
     paths: Annotated[list[str], Arg(help="Python files, directories or importable package names (e.g. warp.examples)",
-                                    metavar="PATH_OR_PACKAGE...")],
+                                    metavar="PATH_OR_PACKAGE")],
     out: Annotated[str | None, Opt(help="Dataset URL: s3://bucket/prefix or a local directory")] = None,
     workers: Annotated[int | None, Opt(help="Worker processes (default: CPU count)")] = None,
-    producer: Annotated[str | None, Opt(help="Producer id (default: ingest-<name of the first path or package>)")] = None,
+    producer: Annotated[str | None, Opt(help="Producer id (default: ingest-<first path or package name>)")] = None,
     state_dir: Annotated[Path | None, Opt(help="Local cache of the dedup index")] = None,
     endpoint_url: Annotated[str | None, Opt(help="S3 endpoint (or $AWS_ENDPOINT_URL)")] = None,
     shard_records: Annotated[int | None, Opt(help="Roll a shard after N records")] = None,

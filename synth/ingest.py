@@ -5,8 +5,10 @@ and hands every worker the item list through the pool initialiser. Here, in the 
 the kernel's module is imported (``synth/loader.py``), the kernel object found, Warp's
 CPU and CUDA code generated for that kernel alone, forward and backward extracted, and a
 record of the usual schema built with ``metadata.origin = "real"`` and provenance in
-``metadata.source``. Whatever stops an item becomes ``Failed(seed, "<category>: ...")``:
-``import``, ``closure``, ``conditional``, ``generic``, ``codegen``, ``extract``, ``source``.
+``metadata.source``. A kernel defined inside a function that the module does not create
+at import is hoisted to module scope when it captures nothing (``synth/hoist.py``).
+Whatever stops an item becomes ``Failed(seed, "<category>: ...")``: ``import``,
+``closure``, ``conditional``, ``generic``, ``codegen``, ``extract``, ``source``, ``internal``.
 """
 
 from __future__ import annotations
