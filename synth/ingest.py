@@ -70,10 +70,11 @@ def process_items(seeds: list[int]) -> list[Outcome]:
 
 
 def _relative(text: str, seed: int, settings: IngestSettings) -> str:
+    """A failure reason without install paths, cut to a readable length."""
     if 0 <= seed < len(settings.items):
         for root in _roots(settings.targets[settings.items[seed].target]):
             text = text.replace(root, "")
-    return text
+    return text[:500]
 
 
 def _roots(target: Target) -> list[str]:
@@ -157,7 +158,7 @@ def build_record(seed: int, settings: IngestSettings, loader: Loader) -> Record:
                     raise
                 gen = warp_adapter.codegen_kernel(concrete, block_dim, cpu_block_dim)
     except Exception as exc:  # noqa: BLE001 - Warp rejected the kernel
-        raise IngestFailure(f"codegen: {describe(exc)}") from exc
+        raise IngestFailure(f"codegen: {describe(exc, limit=None)}") from exc
     kernel_name = item.name
     roots = _roots(target)
     cpu_full = _normalise(gen.cpu, gen, gen.cpu_mangled, kernel_name, roots)

@@ -56,9 +56,9 @@ class _Timeout(BaseException):  # a BaseException, so user code's ``except Excep
     pass
 
 
-def describe(exc: BaseException) -> str:
-    text = str(exc).strip().replace("\n", " | ")
-    return f"{type(exc).__name__}: {text[:300]}" if text else type(exc).__name__
+def describe(exc: BaseException, limit: int | None = 300) -> str:
+    text = str(exc).strip().replace("\n", " | ")[:limit]
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 @dataclass
