@@ -59,8 +59,9 @@ class StatementBuilder(ExprBuilder):
 
     def dynamic(self, t: str, value: str) -> str:
         """Binding a name to a literal makes it a Warp constant, which a dynamic loop may
-        not mutate afterwards: wrap it in its type (``float(0.5)``) as Warp asks."""
-        if t in TYPES and not TYPES[t].shape and _is_constant(value):
+        not mutate afterwards: wrap it in its type (``float(0.5)``) as Warp asks. The
+        length of a vector (``len(v)``) is a compile-time constant too."""
+        if t in TYPES and not TYPES[t].shape and (_is_constant(value) or value.startswith("len(")):
             return f"{self.spell(t)}({value})"
         return value
 
