@@ -225,7 +225,10 @@ class Producer:
                 if self.stop.is_set():
                     break
         if shard is not None:
-            if shard.ids:
+            # At the item limit (ingest) a shard of only failures or duplicates is committed
+            # too, so they are recorded and a rerun does not redo them.
+            finished = self.work.limit is not None and not self.stop.is_set() and shard.seed_end >= self.work.limit
+            if shard.ids or (finished and (shard.failures or shard.duplicates)):
                 with anyio.fail_after(self.s.grace_period):
                     await self._commit(shard)
             else:
