@@ -119,14 +119,13 @@ def test_worker_segfault_and_hang_are_recorded_failures(tmp_path: Path) -> None:
 
 def test_full_disk_stops_cleanly_and_resumes(reference, tmp_path: Path) -> None:  # noqa: ANN001
     out, state = tmp_path / "ds", tmp_path / "st"
-    limit = 1_000_000  # ~1 MB per file: the third shard cannot be written
+    limit = 200_000  # 200 KB per file: 100 records (~6 KB each compressed) cannot be stored
 
     def small_disk() -> None:
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 
-    # One shard per commit holds ~7 KB/record; 120 records in one shard exceed the limit.
-    args = ["run", "--out", str(out), "--state-dir", str(state), "--count", str(COUNT), "--workers", "2",
-            "--shard-records", str(COUNT), "--batch-size", "2"]
+    args = ["run", "--out", str(out), "--state-dir", str(state), "--count", "100", "--workers", "2",
+            "--shard-records", "100", "--batch-size", "2"]
     log = tmp_path / "run.log"
     proc = start(args, log=log, preexec=small_disk)
     assert proc.wait(300) == 1
@@ -136,7 +135,7 @@ def test_full_disk_stops_cleanly_and_resumes(reference, tmp_path: Path) -> None:
     assert not list(out.rglob("*.tmp-*"))  # the partial shard was removed
     run_until_done(args)
     _, records = read_local_dataset(out)
-    assert [r["id"] for r in records] == [i for c in reference[0] for i in c["ids"]]
+    assert [r["id"] for r in records] == [i for c in reference[0] for i in c["ids"]][:100]
 
 
 def test_incomplete_exit_code_after_sigterm(tmp_path: Path) -> None:
