@@ -10,7 +10,7 @@ import zstandard
 
 from sinks.base import ShardUpload
 
-DEFAULT_LEVEL = 3
+DEFAULT_LEVEL = 9
 
 
 @dataclass(frozen=True, slots=True)
