@@ -16,7 +16,7 @@ import random
 from dataclasses import dataclass, field
 
 from synth.config import GeneratorConfig
-from synth.signatures import GUARDS, OPERATOR_SYNTAX, TYPES, UNARY_SYNTAX, Signature, table
+from synth.signatures import GUARDS, OPERATOR_SYNTAX, TYPES, UNARY_SYNTAX, Signature, prepare, table
 
 # Valid Euler axis sequences for quat_from_euler / quat_to_euler (i != j, j != k).
 _EULER = ((0, 1, 2), (0, 2, 1), (1, 0, 2), (1, 2, 0), (2, 0, 1), (2, 1, 0),
@@ -58,58 +58,6 @@ class Scope:
         return [v for v in self.vars if v.type == t]
 
 
-@dataclass(frozen=True, slots=True)
-class Prepared:
-    """What a config allows, computed once per process and config (not per kernel)."""
-
-    types: tuple[str, ...]
-    type_weights: tuple[float, ...]
-    names: dict[str, tuple[str, ...]]  # type -> non-operator builtin names returning it
-    ops: dict[str, tuple[str, ...]]  # type -> operator builtins returning it
-    by_group: dict[str, dict[str, tuple[Signature, ...]]]  # group -> name -> usable instances
-
-
-_PREPARED: list[tuple[GeneratorConfig, Prepared]] = []
-
-
-def _type_enabled(t: str, cfg: GeneratorConfig) -> bool:
-    info = TYPES[t]
-    if info.kind in ("mat", "smat") and not cfg.use_matrices:
-        return False
-    if info.kind == "quat" and not cfg.use_quaternions:
-        return False
-    if info.kind in ("transform", "svec", "smat") and not cfg.use_transforms:
-        return False
-    return cfg.use_wide_scalars or info.scalar in ("float32", "int32", "bool")
-
-
-def prepare(cfg: GeneratorConfig) -> Prepared:
-    for known, prepared in _PREPARED:
-        if known == cfg:
-            return prepared
-    tab = table()
-    types = tuple(t for t in TYPES if _type_enabled(t, cfg))
-    ok = set(types) | {"state", "array[float32]"}
-    groups = set(cfg.builtin_groups)
-    usable = [g for g in tab.signatures if g.group in groups and all(t in ok for t in g.arg_types)
-              and (g.returns in types or g.returns == "None"
-                   or (g.returns.startswith("tuple[") and all(t in types for t in g.tuple_types)))]
-    names: dict[str, list[str]] = {t: [] for t in types}
-    ops: dict[str, list[str]] = {t: [] for t in types}
-    by_group: dict[str, dict[str, list[Signature]]] = {}
-    for g in usable:
-        by_group.setdefault(g.group, {}).setdefault(g.name, []).append(g)
-        if g.returns in names:
-            bucket = ops if g.name in OPERATOR_SYNTAX or g.name in UNARY_SYNTAX else names
-            if g.name not in bucket[g.returns]:
-                bucket[g.returns].append(g.name)
-    prepared = Prepared(types, tuple(TYPES[t].weight for t in types),
-                        {t: tuple(v) for t, v in names.items()}, {t: tuple(v) for t, v in ops.items()},
-                        {gr: {n: tuple(v) for n, v in d.items()} for gr, d in by_group.items()})
-    _PREPARED.append((cfg, prepared))
-    return prepared
-
-
 class ExprBuilder:
     def __init__(self, seed: int, cfg: GeneratorConfig) -> None:
         self.rng = random.Random(seed)
@@ -137,17 +85,20 @@ class ExprBuilder:
     def spell(self, t: str) -> str:
         return TYPES[t].spelling if t in TYPES else t
 
-    def num(self, t: str, lo: float = -4.0, hi: float = 4.0) -> str:
-        """A literal of scalar type ``t``, spelled so Warp infers exactly ``t``."""
+    def raw(self, t: str, lo: float = -4.0, hi: float = 4.0) -> str:
+        """The digits of a literal of scalar type ``t`` (``num`` adds the type)."""
         kind = TYPES[t].kind
         if kind == "bool":
             return self.rng.choice(("True", "False"))
         if kind == "float":
-            text = repr(round(self.rng.uniform(lo, hi), self.rng.choice((1, 2, 3))))
-        else:
-            low = max(0, int(lo)) if kind == "uint" else int(lo)
-            text = str(self.rng.randint(low, max(low + 1, int(hi) + 4)))
-        return text if t in ("float32", "int32") else f"{TYPES[t].spelling}({text})"
+            return repr(round(self.rng.uniform(lo, hi), self.rng.choice((1, 2, 3))))
+        low = max(0, int(lo)) if kind == "uint" else int(lo)
+        return str(self.rng.randint(low, max(low + 1, int(hi) + 4)))
+
+    def num(self, t: str, lo: float = -4.0, hi: float = 4.0) -> str:
+        """A literal of scalar type ``t``, spelled so Warp infers exactly ``t``."""
+        text = self.raw(t, lo, hi)
+        return text if t in ("float32", "int32", "bool") else f"{TYPES[t].spelling}({text})"
 
     def lit(self, t: str) -> str:
         """A constant of any universe type: literals, splats and identity constructors."""
@@ -155,7 +106,7 @@ class ExprBuilder:
         if not info.shape:
             return self.num(t)
         sc = info.scalar
-        comps = lambda n: ", ".join(self.num(sc).replace(f"{TYPES[sc].spelling}(", "").rstrip(")") if sc not in ("float32", "int32") else self.num(sc) for _ in range(n))  # noqa: E731
+        comps = lambda n: ", ".join(self.raw(sc) for _ in range(n))  # noqa: E731 - constructor arguments
         if info.kind in ("vec", "svec"):  # spatial vectors have no splat constructor
             return f"{sp}({comps(1)})" if info.kind == "vec" and self.chance(0.3) else f"{sp}({comps(info.shape[0])})"
         if info.kind == "quat":
@@ -241,7 +192,10 @@ class ExprBuilder:
             out = self.component(t, s, d)
         elif r < 0.50:
             a, b = self.expr(t, s, d), self.expr(t, s, d)
-            out = f"wp.where({self.cond(s, d)}, {a}, {b})" if self.chance(0.7) else f"({a} if {self.cond(s, d)} else {b})"
+            if self.chance(0.7):
+                out = f"wp.where({self.cond(s, d)}, {a}, {b})"
+            else:
+                out = f"({a} if {self.cond(s, d)} else {b})"
         elif r < 0.56:
             out = self.convert(t, s, d)
         else:
@@ -432,7 +386,8 @@ class ExprBuilder:
             if b:
                 return self.rng.choice(b).name
             return self.builtin("bool", s, depth) or "True"
-        t = "float32" if self.chance(0.7) else self.rng.choice([x for x in self.types if TYPES[x].kind in ("float", "int")])
+        numeric = [x for x in self.types if TYPES[x].kind in ("float", "int")]
+        t = "float32" if self.chance(0.7) else self.rng.choice(numeric)
         if self.chance(0.05):  # a range test: lo < x < hi
             return f"{self.num(t, -3, 0)} < {self.operand(t, s, depth)} < {self.num(t, 0.5, 3)}"
         op = self.rng.choice(("<", ">", "<=", ">=", "==", "!="))

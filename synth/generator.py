@@ -2,7 +2,7 @@
 
 A module is ``import warp as wp``, optional ``@wp.struct`` types, ``@wp.func`` helpers
 (with overloads, default arguments and early returns) and one ``@wp.kernel`` launched in
-1-3 dimensions. Expressions are type-directed (``synth.expressions``) over builtins whose
+1-4 dimensions. Expressions are type-directed (``synth.expressions``) over builtins whose
 signatures come from Warp's registry (``synth.signatures``); statements and helpers live
 in ``synth.statements``.
 
@@ -10,8 +10,9 @@ Safe to run with seeded random inputs (the execution tier's convention, synth/ex
 the launch rank is the highest array rank, which is also the number of names ``wp.tid()``
 unpacks (1-4); every array of that rank has the launch shape and is indexed by the
 thread's own element, or by tid/loop counters wrapped modulo its shape; lower-rank arrays
-are only indexed modulo their own shape (any non-empty shape works). Loops have small or clamped trip counts, ``while`` loops a counter, integer
-division a divisor >= 1, and math that could leave its domain is guarded.
+are only indexed modulo their own shape (any non-empty shape works). Loops have small or
+clamped trip counts, ``while`` loops a counter, integer division a divisor >= 1, and math
+that could leave its domain is guarded.
 
 Only ``random.Random(seed)`` drives choices and nothing iterates a set or depends on
 hashing, so the text is byte-identical across processes and PYTHONHASHSEED values.

@@ -19,6 +19,8 @@ import itertools
 from dataclasses import dataclass
 from functools import lru_cache
 
+from synth.config import GeneratorConfig
+
 # Short keys used in reports -> Warp's group names.
 GROUPS: dict[str, str] = {
     "scalar": "Scalar Math", "vector": "Vector Math", "quaternion": "Quaternion Math",
@@ -215,7 +217,9 @@ def table() -> SignatureTable:
             continue
         if ov.documented:
             documented[group].add(ov.name)
-        if ov.name not in user_facing or ov.name in EXCLUDED or ov.name.startswith("atomic_") or any(p == "*args" for p, _ in ov.params):
+        if ov.name not in user_facing or ov.name in EXCLUDED or ov.name.startswith("atomic_"):
+            continue
+        if any(p == "*args" for p, _ in ov.params):
             continue
         # Optional parameters are left out: the call uses Warp's defaults.
         params = [(p, _param_type(group, p, t)) for p, t in ov.params if p not in ov.optional]
@@ -260,3 +264,55 @@ UNARY_BUILTINS = {"USub": "neg", "UAdd": "pos", "Not": "unot", "Invert": "invert
 OPERATOR_SYNTAX = {"add": "+", "sub": "-", "mul": "*", "div": "/", "mod": "%", "floordiv": "//",
                    "bit_and": "&", "bit_or": "|", "bit_xor": "^", "lshift": "<<", "rshift": ">>"}
 UNARY_SYNTAX = {"neg": "-", "pos": "+", "invert": "~", "unot": "not "}
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """What a config allows, computed once per process and config (not per kernel)."""
+
+    types: tuple[str, ...]
+    type_weights: tuple[float, ...]
+    names: dict[str, tuple[str, ...]]  # type -> non-operator builtin names returning it
+    ops: dict[str, tuple[str, ...]]  # type -> operator builtins returning it
+    by_group: dict[str, dict[str, tuple[Signature, ...]]]  # group -> name -> usable instances
+
+
+_PREPARED: list[tuple[GeneratorConfig, Prepared]] = []
+
+
+def _type_enabled(t: str, cfg: GeneratorConfig) -> bool:
+    info = TYPES[t]
+    if info.kind in ("mat", "smat") and not cfg.use_matrices:
+        return False
+    if info.kind == "quat" and not cfg.use_quaternions:
+        return False
+    if info.kind in ("transform", "svec", "smat") and not cfg.use_transforms:
+        return False
+    return cfg.use_wide_scalars or info.scalar in ("float32", "int32", "bool")
+
+
+def prepare(cfg: GeneratorConfig) -> Prepared:
+    for known, prepared in _PREPARED:
+        if known == cfg:
+            return prepared
+    tab = table()
+    types = tuple(t for t in TYPES if _type_enabled(t, cfg))
+    ok = set(types) | {"state", "array[float32]"}
+    groups = set(cfg.builtin_groups)
+    usable = [g for g in tab.signatures if g.group in groups and all(t in ok for t in g.arg_types)
+              and (g.returns in types or g.returns == "None"
+                   or (g.returns.startswith("tuple[") and all(t in types for t in g.tuple_types)))]
+    names: dict[str, list[str]] = {t: [] for t in types}
+    ops: dict[str, list[str]] = {t: [] for t in types}
+    by_group: dict[str, dict[str, list[Signature]]] = {}
+    for g in usable:
+        by_group.setdefault(g.group, {}).setdefault(g.name, []).append(g)
+        if g.returns in names:
+            bucket = ops if g.name in OPERATOR_SYNTAX or g.name in UNARY_SYNTAX else names
+            if g.name not in bucket[g.returns]:
+                bucket[g.returns].append(g.name)
+    prepared = Prepared(types, tuple(TYPES[t].weight for t in types),
+                        {t: tuple(v) for t, v in names.items()}, {t: tuple(v) for t, v in ops.items()},
+                        {gr: {n: tuple(v) for n, v in d.items()} for gr, d in by_group.items()})
+    _PREPARED.append((cfg, prepared))
+    return prepared

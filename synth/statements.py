@@ -200,7 +200,10 @@ class StatementBuilder(ExprBuilder):
         if TYPES[info.scalar].kind in ("int", "uint"):
             ops = ops + _BIT_ATOMICS
         op = self.rng.choice(ops)
-        idx = a.own if a.own is not None and self.chance(0.5) else self.index(Arr(a.name, a.dtype, a.ndim, False, None), s)
+        if a.own is not None and self.chance(0.5):
+            idx = a.own
+        else:  # any element, wrapped: indexed as if read-only so index() may leave the own element
+            idx = self.index(Arr(a.name, a.dtype, a.ndim, False, None), s)
         values = [self.expr(a.dtype, s, 1) for _ in range(2 if op == "atomic_cas" else 1)]
         call = f"wp.{op}({a.name}, {idx}, {', '.join(values)})"
         if self.chance(0.25):
@@ -237,7 +240,10 @@ class StatementBuilder(ExprBuilder):
             rng = f"range(wp.min({self.rng.choice(s.arrays).name}.shape[0], {trip + 2}))"
         else:
             bound = next((v.name for v in s.vars if v.type == "int32" and not v.mutable), None)
-            rng = f"range(wp.clamp({bound}, 0, {trip + 2}))" if bound else f"range({trip} + {s.ints[0] if s.ints else 0} % 3)"
+            if bound:  # a kernel int parameter, clamped: inputs are random
+                rng = f"range(wp.clamp({bound}, 0, {trip + 2}))"
+            else:
+                rng = f"range({trip} + {s.ints[0] if s.ints else 0} % 3)"
         if self.chance(0.1):
             rng = f"reversed({rng})"
         inner = s.child("for")
