@@ -6,7 +6,9 @@ runtime failure retries could not overcome (with what was kept and how to resume
 
 from __future__ import annotations
 
+import contextlib
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -27,6 +29,29 @@ Opt = typer.Option
 def _fail(code: int, message: str) -> None:
     typer.echo(f"jitsynth: error: {message}", err=True)
     raise typer.Exit(code)
+
+
+@contextlib.contextmanager
+def producer_exit_codes(settings: Any) -> Iterator[None]:
+    """Map a producer's failures to the CLI contract: 2 for configuration, 1 for runtime
+    failures retries could not overcome (saying what was kept and how to resume)."""
+    from sinks.base import SinkConfigError, SinkError, SinkPermanentError
+    from stream.pipeline import FencingError
+
+    resume_hint = "nothing committed is lost; rerun the same command to resume"
+    try:
+        yield
+    except (ConfigError, SinkConfigError) as exc:
+        _fail(2, str(exc))
+    except SinkPermanentError as exc:
+        _fail(1, f"{exc}. {resume_hint}")
+    except SinkError as exc:
+        _fail(1, f"{exc} (gave up after retrying for {settings.retry_deadline:g}s). {resume_hint}")
+    except FencingError as exc:
+        _fail(1, str(exc))
+    except TimeoutError:
+        _fail(1, f"the open shard could not be committed within the {settings.grace_period:g}s grace period; "
+                 f"{resume_hint}")
 
 
 @app.command()
@@ -65,10 +90,9 @@ def run(
     except ConfigError as exc:
         _fail(2, str(exc))
     configure(settings.log_format, settings.log_level)
-    from sinks.base import SinkConfigError, SinkError, SinkPermanentError
     from sinks.url import sink_for
     from stream.metrics import Metrics
-    from stream.pipeline import FencingError, Producer
+    from stream.pipeline import Producer
 
     metrics = Metrics()
     if settings.metrics_port:
@@ -85,23 +109,10 @@ def run(
         finally:
             await sink.close()
 
-    resume_hint = "nothing committed is lost; rerun the same command to resume"
     from stream.progress import progress_display
 
-    try:
-        with progress_display(settings, metrics):
-            result = anyio.run(main, backend="asyncio")
-    except (ConfigError, SinkConfigError) as exc:
-        _fail(2, str(exc))
-    except SinkPermanentError as exc:
-        _fail(1, f"{exc}. {resume_hint}")
-    except SinkError as exc:
-        _fail(1, f"{exc} (gave up after retrying for {settings.retry_deadline:g}s). {resume_hint}")
-    except FencingError as exc:
-        _fail(1, str(exc))
-    except TimeoutError:
-        _fail(1, f"the open shard could not be committed within the {settings.grace_period:g}s grace period; "
-                 f"{resume_hint}")
+    with producer_exit_codes(settings), progress_display(settings, metrics):
+        result = anyio.run(main, backend="asyncio")
     log.info("done", committed=result.committed, shards_written=result.shards_written,
              stopped_by_signal=result.stopped_by_signal, kernels_per_s=round(metrics.rate(), 1))
     if result.stopped_by_signal and settings.count is not None and result.committed < settings.count:

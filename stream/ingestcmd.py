@@ -103,13 +103,12 @@ def _produce(settings: Any, found: Any, import_timeout: float, paths: list[str])
     import anyio
     import structlog
 
-    from sinks.base import SinkConfigError, SinkError, SinkPermanentError
     from sinks.url import sink_for
     from stream.commitlog import commit_keys, load_commit
-    from stream.config import ConfigError
     from stream.logs import add_tap, remove_tap
     from stream.metrics import Metrics
-    from stream.pipeline import FencingError, Producer, WorkSpec
+    from stream.cli import producer_exit_codes
+    from stream.pipeline import Producer, WorkSpec
     from stream.progress import progress_display
     from synth.ingest import IngestSettings, init_ingest, process_items
 
@@ -135,22 +134,10 @@ def _produce(settings: Any, found: Any, import_timeout: float, paths: list[str])
         finally:
             await sink.close()
 
-    resume_hint = "nothing committed is lost; rerun the same command to resume"
     add_tap(tap)
     try:
-        with progress_display(settings, metrics):
+        with producer_exit_codes(settings), progress_display(settings, metrics):
             result, commits = anyio.run(main, backend="asyncio")
-    except (ConfigError, SinkConfigError) as exc:
-        _fail(2, str(exc))
-    except SinkPermanentError as exc:
-        _fail(1, f"{exc}. {resume_hint}")
-    except SinkError as exc:
-        _fail(1, f"{exc} (gave up after retrying for {settings.retry_deadline:g}s). {resume_hint}")
-    except FencingError as exc:
-        _fail(1, str(exc))
-    except TimeoutError:
-        _fail(1, f"the open shard could not be committed within the {settings.grace_period:g}s grace period; "
-                 f"{resume_hint}")
     finally:
         remove_tap(tap)
     report = Report.build(len(found.items), found.files_scanned, commits, failed_now)

@@ -74,7 +74,6 @@ class _Builder(StatementBuilder):
         return out
 
     def arrays(self, n: int, dims: int, own: str, scope: Scope) -> list[str]:
-        cfg = self.cfg
         dtypes = [t for t in ARRAY_DTYPES if t in self.types]
         weights = [ARRAY_DTYPES[t] for t in dtypes]
         params = []
