@@ -8,7 +8,7 @@ from sinks.reader import iter_records
 from tests.conftest import S3Env, jitsynth
 
 
-def test_run_to_s3_then_read_and_verify(s3: S3Env, tmp_path) -> None:  # noqa: ANN001
+def test_run_to_s3_then_read_and_verify(s3: S3Env, tmp_path, monkeypatch) -> None:  # noqa: ANN001
     url = s3.url("ds1")
     jitsynth("run", "--out", url, "--endpoint-url", s3.endpoint, "--count", "40", "--workers", "2",
              "--shard-records", "20", "--state-dir", str(tmp_path / "state"), env=s3.env(), check=True)
@@ -23,18 +23,9 @@ def test_run_to_s3_then_read_and_verify(s3: S3Env, tmp_path) -> None:  # noqa: A
     read = jitsynth("read", url, env=s3.env(), check=True)
     assert len(read.stdout.splitlines()) == 40
 
-    import os
-
-    old = {k: os.environ.get(k) for k in s3.env()}
-    os.environ.update(s3.env())
-    try:
-        records = list(iter_records(url, endpoint_url=s3.endpoint))
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    for key, value in s3.env().items():
+        monkeypatch.setenv(key, value)
+    records = list(iter_records(url, endpoint_url=s3.endpoint))
     assert len(records) == 40 and len({r["id"] for r in records}) == 40
 
 
