@@ -17,7 +17,7 @@ import anyio
 import zstandard
 
 from sinks.dedupfile import load_exclusions
-from sinks.url import sink_for
+from sinks.url import opened_sink
 from sinks.where import compile_where
 
 COMMITS_PREFIX = "commits/"
@@ -55,9 +55,7 @@ async def aiter_records(url: str, endpoint_url: str | None = None,
     ``jitsynth dedup`` (``sinks.dedupfile``), so each listed duplicate is read once, at
     its first copy; ``dedup=False`` reads every committed record.
     """
-    sink = sink_for(url, endpoint_url=endpoint_url)
-    await sink.open()
-    try:
+    async with opened_sink(url, endpoint_url=endpoint_url) as sink:
         if excluded is None and dedup:
             excluded = await load_exclusions(sink)
         async for _key, commit in commit_dicts(sink):
@@ -66,8 +64,6 @@ async def aiter_records(url: str, endpoint_url: str | None = None,
                 if skip and json.loads(line)["id"] in skip:
                     continue
                 yield line
-    finally:
-        await sink.close()
 
 
 def iter_records(url: str, endpoint_url: str | None = None,
@@ -94,9 +90,7 @@ def iter_records(url: str, endpoint_url: str | None = None,
 
 async def acommitted_shards(url: str, endpoint_url: str | None = None) -> list[tuple[str, dict[str, Any]]]:
     """(shard location, commit) for every commit: a local file path, or ``s3://bucket/key``."""
-    sink = sink_for(url, endpoint_url=endpoint_url)
-    await sink.open()
-    try:
+    async with opened_sink(url, endpoint_url=endpoint_url) as sink:
         out = []
         async for _key, commit in commit_dicts(sink):
             if hasattr(sink, "local_path"):
@@ -106,8 +100,6 @@ async def acommitted_shards(url: str, endpoint_url: str | None = None) -> list[t
                 where = f"s3://{sink.bucket}/{key}"
             out.append((where, commit))
         return out
-    finally:
-        await sink.close()
 
 
 def committed_shards(url: str, endpoint_url: str | None = None) -> list[str]:

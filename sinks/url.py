@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
+
 from sinks.local import LocalSink
 from sinks.s3 import S3Sink
 
@@ -15,3 +18,15 @@ def sink_for(url: str, endpoint_url: str | None = None, region: str | None = Non
     if is_s3(url):
         return S3Sink(url, endpoint_url=endpoint_url, region=region, retry_deadline=retry_deadline)
     return LocalSink(url.removeprefix("file://"))
+
+
+@contextlib.asynccontextmanager
+async def opened_sink(url: str, endpoint_url: str | None = None, region: str | None = None,
+                      retry_deadline: float = 900.0) -> AsyncIterator[LocalSink | S3Sink]:
+    """The sink for ``url``, opened (start-up checks done) and closed again on exit."""
+    sink = sink_for(url, endpoint_url, region, retry_deadline)
+    await sink.open()
+    try:
+        yield sink
+    finally:
+        await sink.close()

@@ -121,7 +121,7 @@ def measure_ceiling(seeds: list[int], workers: int) -> dict[str, Any]:
 
 def measure_pipeline(out: str, seeds: list[int], workers: int, state_dir: Path,
                      endpoint_url: str | None = None) -> dict[str, Any]:
-    from sinks.url import sink_for
+    from sinks.url import opened_sink
     from stream.config import load_settings
     from stream.metrics import Metrics
     from stream.pipeline import Producer
@@ -134,12 +134,8 @@ def measure_pipeline(out: str, seeds: list[int], workers: int, state_dir: Path,
     metrics = Metrics()
 
     async def main() -> Any:
-        sink = sink_for(settings.out, settings.endpoint_url)
-        await sink.open()
-        try:
+        async with opened_sink(settings.out, settings.endpoint_url) as sink:
             return await Producer(settings, sink, metrics).run()
-        finally:
-            await sink.close()
 
     with _Sampler() as sampler:
         anyio.run(main, backend="asyncio")
@@ -251,12 +247,8 @@ def _aws_env() -> Iterator[None]:
 
 
 async def _shard_memory(endpoint: str) -> dict[str, Any]:
-    from sinks.s3 import S3Sink
+    from sinks.url import opened_sink
     from stream.benchmore import shard_memory
 
-    sink = S3Sink("s3://bench/memtest", endpoint_url=endpoint)
-    await sink.open()
-    try:
+    async with opened_sink("s3://bench/memtest", endpoint_url=endpoint) as sink:
         return await shard_memory(sink, 200)
-    finally:
-        await sink.close()

@@ -90,7 +90,7 @@ def run(
     except ConfigError as exc:
         _fail(2, str(exc))
     configure(settings.log_format, settings.log_level)
-    from sinks.url import sink_for
+    from sinks.url import opened_sink
     from stream.metrics import Metrics
     from stream.pipeline import Producer
 
@@ -102,12 +102,8 @@ def run(
             _fail(2, f"--metrics-port {settings.metrics_port} on {settings.metrics_host}: {exc.strerror or exc}")
 
     async def main() -> Any:
-        sink = sink_for(settings.out, settings.endpoint_url, settings.region, settings.retry_deadline)
-        await sink.open()
-        try:
+        async with opened_sink(settings.out, settings.endpoint_url, settings.region, settings.retry_deadline) as sink:
             return await Producer(settings, sink, metrics).run()
-        finally:
-            await sink.close()
 
     from stream.progress import progress_display
 
@@ -179,16 +175,12 @@ def read(url: str, limit: Annotated[int | None, Opt(help="Stop after N records")
 @app.command()
 def verify(url: str, endpoint_url: Annotated[str | None, Opt(envvar="AWS_ENDPOINT_URL")] = None) -> None:
     """Check every commit against its shard; exit 1 on any fault."""
-    from sinks.url import sink_for
+    from sinks.url import opened_sink
     from stream.verify import verify as run_verify
 
     async def main() -> Any:
-        sink = sink_for(url, endpoint_url)
-        await sink.open()
-        try:
+        async with opened_sink(url, endpoint_url) as sink:
             return await run_verify(sink)
-        finally:
-            await sink.close()
 
     report = _run_reader(main)
     for fault in report.faults:

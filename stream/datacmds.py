@@ -43,14 +43,10 @@ def _run_async(fn: Any, *args: Any) -> Any:
 
 
 async def _with_sink(url: str, endpoint_url: str | None, work: Any) -> Any:
-    from sinks.url import sink_for
+    from sinks.url import opened_sink
 
-    sink = sink_for(url, endpoint_url)
-    await sink.open()
-    try:
+    async with opened_sink(url, endpoint_url) as sink:
         return await work(sink)
-    finally:
-        await sink.close()
 
 
 def stats(url: str, as_json: Annotated[bool, Opt("--json", help="One JSON object for machines")] = False,

@@ -32,17 +32,13 @@ def dedup(url: str,
     import anyio
 
     from sinks.base import SinkConfigError, SinkError
-    from sinks.url import sink_for
+    from sinks.url import opened_sink
     from stream.crossdedup import DEDUP_KEY, run_dedup
     from stream.logs import configure
 
     async def main() -> Any:
-        sink = sink_for(url, endpoint_url)
-        await sink.open()
-        try:
+        async with opened_sink(url, endpoint_url) as sink:
             return await run_dedup(sink, write=not dry_run)
-        finally:
-            await sink.close()
 
     configure("auto", "warning")
     try:

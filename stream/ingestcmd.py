@@ -103,7 +103,7 @@ def _produce(settings: Any, found: Any, import_timeout: float, paths: list[str])
     import anyio
     import structlog
 
-    from sinks.url import sink_for
+    from sinks.url import opened_sink
     from stream.commitlog import commit_keys, load_commit
     from stream.logs import add_tap, remove_tap
     from stream.metrics import Metrics
@@ -125,14 +125,10 @@ def _produce(settings: Any, found: Any, import_timeout: float, paths: list[str])
             failed_now[int(event["seed"])] = str(event.get("reason", ""))
 
     async def main() -> tuple[Any, list[Any]]:
-        sink = sink_for(settings.out, settings.endpoint_url, settings.region, settings.retry_deadline)
-        await sink.open()
-        try:
+        async with opened_sink(settings.out, settings.endpoint_url, settings.region, settings.retry_deadline) as sink:
             result = await Producer(settings, sink, metrics, work=work).run()
             commits = [await load_commit(sink, key) for key in await commit_keys(sink, settings.producer)]
             return result, commits
-        finally:
-            await sink.close()
 
     add_tap(tap)
     try:
