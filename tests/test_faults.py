@@ -76,14 +76,14 @@ def test_lost_state_directory_writes_no_duplicate(reference, tmp_path: Path) -> 
 def test_sigterm_mid_shard_commits_the_open_shard_and_exits_0(reference, tmp_path: Path) -> None:  # noqa: ANN001
     out, state = tmp_path / "ds", tmp_path / "st"
     args = ["run", "--out", str(out), "--state-dir", str(state), "--count", str(COUNT), "--workers", "2",
-            "--shard-records", "50", "--batch-size", "2"]
+            "--shard-records", "80", "--batch-size", "2"]
     proc = start(args, log=tmp_path / "run.log")
-    assert wait_for(lambda: any((out / "commits").rglob("*.json")) if (out / "commits").exists() else False, 120)
-    time.sleep(1.0)  # now inside the second shard
-    proc.send_signal(signal.SIGTERM)
+    assert wait_for(lambda: any((out / "commits").rglob("*.json")) if (out / "commits").exists() else False, 120,
+                    interval=0.02)
+    proc.send_signal(signal.SIGTERM)  # at once: the second shard (80 records) is still open
     assert proc.wait(60) == 0, (tmp_path / "run.log").read_text()[-2000:]
     commits = [json.loads(p.read_bytes()) for p in sorted((out / "commits").rglob("*.json"))]
-    assert len(commits) >= 2 and commits[-1]["count"] < 50  # the open shard, committed early
+    assert len(commits) >= 2 and commits[-1]["count"] < 80  # the open shard, committed early
     run_until_done(args)
     _, records = read_local_dataset(out)
     # Shard boundaries differ from the reference, the record sequence does not.
