@@ -80,7 +80,8 @@ def test_sigterm_mid_shard_commits_the_open_shard_and_exits_0(reference, tmp_pat
     proc = start(args, log=tmp_path / "run.log")
     assert wait_for(lambda: any((out / "commits").rglob("*.json")) if (out / "commits").exists() else False, 120,
                     interval=0.02)
-    proc.send_signal(signal.SIGTERM)  # at once: the second shard (80 records) is still open
+    time.sleep(0.4)  # a few records into the second shard (80 records take > 1 s on 2 workers)
+    proc.send_signal(signal.SIGTERM)
     assert proc.wait(60) == 0, (tmp_path / "run.log").read_text()[-2000:]
     commits = [json.loads(p.read_bytes()) for p in sorted((out / "commits").rglob("*.json"))]
     assert len(commits) >= 2 and commits[-1]["count"] < 80  # the open shard, committed early
