@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field
 import blake3
 
 GENERATOR_NAME = "jitsynth.typed"
-GENERATOR_VERSION = "2.0.0"
+GENERATOR_VERSION = "3.0.0"
 
 GROUP_KEYS = ("scalar", "vector", "quaternion", "transformation", "spatial", "random", "operator", "utility")
 
@@ -32,18 +32,18 @@ def _default_weights() -> dict[str, float]:
         "helper": 0.5,  # a void @wp.func called as a statement
         "struct": 0.4,  # a local struct instance and its fields
         "zeros": 0.1,  # a fixed-size local array (wp.zeros) filled in a loop
-        "debug": 0.1,  # print / printf / expect_near under a rare guard
+        "debug": 0.05,  # print / printf / expect_near under a rare guard
         "return": 0.15,  # early return
     }
 
 
 @dataclass(frozen=True, slots=True)
 class GeneratorConfig:
-    min_statements: int = 3  # top-level statements of a medium kernel
-    max_statements: int = 7
+    min_statements: int = 4  # top-level statements of a medium kernel (before pruning dead ones)
+    max_statements: int = 9
     small_fraction: float = 0.12  # kernels of 1-2 statements, no helpers
     large_fraction: float = 0.05  # kernels of large_factor x statements and more helpers
-    large_factor: int = 4
+    large_factor: int = 8
     max_depth: int = 3  # expression nesting
     leaf_probability: float = 0.6  # at depth 0; grows with depth (expression size drives codegen cost)
     max_block_depth: int = 2  # nesting of loops/branches

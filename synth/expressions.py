@@ -12,9 +12,11 @@ iterated in insertion order, so output is a pure function of the seed.
 
 from __future__ import annotations
 
+import ast
 import random
 from dataclasses import dataclass, field
 
+from synth.calibration import builtin_weight
 from synth.config import GeneratorConfig
 from synth.signatures import GUARDS, OPERATOR_SYNTAX, TYPES, UNARY_SYNTAX, Signature, prepare, table
 
@@ -23,6 +25,8 @@ _EULER = ((0, 1, 2), (0, 2, 1), (1, 0, 2), (1, 2, 0), (2, 0, 1), (2, 1, 0),
           (0, 1, 0), (0, 2, 0), (1, 0, 1), (1, 2, 1), (2, 0, 2), (2, 1, 2))
 _AXES = "xyzw"
 _ROW = {"mat22f": "vec2f", "mat33f": "vec3f", "mat44f": "vec4f", "mat33d": "vec3d"}
+# Names in generated code that are not data: the module, Python builtins Warp maps.
+_NOT_DATA = frozenset({"wp", "float", "int", "bool", "len", "abs", "min", "max", "range", "reversed", "round"})
 _SAME_SIZE = (("float32", "int32", "uint32"), ("float64", "int64", "uint64"), ("float16", "int16", "uint16"))
 
 
@@ -35,11 +39,20 @@ class Var:
 
 @dataclass(slots=True)
 class Arr:
+    """A kernel array and its one role (the race-freedom contract, synth.generator):
+    ``input`` is only read; ``owned`` is stored and read only at the thread's own
+    element ``own``; ``accum`` is only updated by the commutative atomics in ``ops``."""
+
     name: str
     dtype: str
     ndim: int
-    writable: bool
+    role: str  # "input", "owned" or "accum"
     own: str | None  # this thread's element ("tid", "i, j") when the array has the launch shape
+    ops: tuple[str, ...] = ()  # an accumulator's atomic class: ("atomic_add", "atomic_sub"), ("atomic_max",) ...
+
+    @property
+    def writable(self) -> bool:
+        return self.role != "input"
 
 
 @dataclass(slots=True)
@@ -68,6 +81,10 @@ class ExprBuilder:
         self.counter = 0
         self.helpers: list[tuple[str, list[tuple[str, str, str | None]], str]] = []  # name, params, returns
         self.structs: dict[str, list[tuple[str, str]]] = {}
+        # Values defined but not read yet: leaves prefer them, so what a statement computes
+        # flows into a later one instead of being left for the pruner (synth.prune).
+        self.unread: dict[str, None] = {}
+        self.called: set[str] = set()  # helpers with a call site (expr() seeks out the others)
 
     # -- small utilities -------------------------------------------------------------------
     def fresh(self, prefix: str) -> str:
@@ -111,12 +128,12 @@ class ExprBuilder:
             return f"{sp}({comps(1)})" if info.kind == "vec" and self.chance(0.3) else f"{sp}({comps(info.shape[0])})"
         if info.kind == "quat":
             dtype = "" if sc == "float32" else f"dtype={TYPES[sc].spelling}"
-            return self.rng.choice((f"wp.quat_identity({dtype})", f"{sp}({comps(4)})"))
+            return f"wp.quat_identity({dtype})" if self.chance(0.3) else f"{sp}({comps(4)})"
         if info.kind == "transform":
             if sc == "float32" and self.chance(0.5):
                 return f"wp.transform(wp.vec3({comps(3)}), wp.quat_identity())"
             return "wp.transform_identity()" if sc == "float32" else "wp.transform_identity(dtype=wp.float64)"
-        if info.kind == "mat" and self.chance(0.4):
+        if info.kind == "mat" and self.chance(0.15):
             return f"wp.identity(n={info.shape[0]}, dtype={TYPES[sc].spelling})"
         if info.kind == "mat" and info.shape[0] <= 3 and self.chance(0.3):
             return f"{sp}({comps(info.shape[0] * info.shape[1])})"
@@ -126,7 +143,7 @@ class ExprBuilder:
     def index(self, a: Arr, s: Scope) -> str:
         """An in-bounds index: the thread's own element, or tid/loop counters wrapped
         modulo the array's shape (any non-empty shape is safe)."""
-        if a.own is not None and (a.writable or self.chance(0.7)):
+        if a.own is not None and (a.role == "owned" or self.chance(0.93 if a.role == "input" else 0.5)):
             return a.own
         parts = []
         for d in range(a.ndim):
@@ -137,14 +154,25 @@ class ExprBuilder:
         return ", ".join(parts)
 
     def readable_arrays(self, t: str, s: Scope) -> list[Arr]:
-        # Output arrays are read only at this thread's element: no cross-thread races.
-        return [a for a in s.arrays if a.dtype == t and (not a.writable or a.own is not None)]
+        # Owned outputs are read only at this thread's element and accumulators never:
+        # no cross-thread races.
+        return [a for a in s.arrays if a.dtype == t and a.role in ("input", "owned")]
+
+    def consume(self, options: list[str]) -> str:
+        """One of ``options`` (variable names or ``v.x``-style reads), preferring values no
+        statement has read yet; recent values are the likeliest operands otherwise."""
+        fresh = [o for o in options if o.split(".")[0].split("[")[0] in self.unread]
+        if fresh and self.chance(0.8):
+            pick = self.rng.choice(fresh)
+        else:
+            pick = self.rng.choice(options[-3:] if self.chance(0.5) else options)
+        self.unread.pop(pick.split(".")[0].split("[")[0], None)
+        return pick
 
     def leaf(self, t: str, s: Scope, avoid: str = "") -> str:
         options = [v.name for v in s.of_type(t) if v.name != avoid]
         if self.chance(0.85) and options:
-            # Recent values are the likeliest operands, as in code people write.
-            return self.rng.choice(options[-3:] if self.chance(0.5) else options)
+            return self.consume(options)
         arrays = self.readable_arrays(t, s)
         if arrays and self.chance(0.6):
             a = self.rng.choice(arrays)
@@ -169,7 +197,7 @@ class ExprBuilder:
         between two literals."""
         data = [v.name for v in s.of_type(t)] + [f"{a.name}[{self.index(a, s)}]" for a in self.readable_arrays(t, s)]
         if data and self.chance(0.8):
-            return self.rng.choice(data)
+            return self.consume(data)
         return self.expr(t, s, depth)
 
     # -- expressions -------------------------------------------------------------------------
@@ -184,19 +212,22 @@ class ExprBuilder:
             return self.leaf(t, s, avoid)
         r = self.rng.random()
         d = depth + 1
-        if r < 0.30 and self.prep.ops.get(t):
+        if any(h[2] == t and h[0] not in self.called for h in self.helpers) and self.chance(0.5):
+            r = 0.5  # a helper nothing calls yet: call it (the pruner would drop it)
+        # Arithmetic dominates real kernels (warp.examples: mul/add in 60% of kernels).
+        if r < 0.45 and self.prep.ops.get(t):
             out = self.operator(t, s, d)
-        elif r < 0.38:
+        elif r < 0.53:
             out = self.helper_call(t, s, d)
-        elif r < 0.46:
+        elif r < 0.60:
             out = self.component(t, s, d)
-        elif r < 0.50:
+        elif r < 0.62:
             a, b = self.expr(t, s, d), self.expr(t, s, d)
             if self.chance(0.7):
                 out = f"wp.where({self.cond(s, d)}, {a}, {b})"
             else:
                 out = f"({a} if {self.cond(s, d)} else {b})"
-        elif r < 0.56:
+        elif r < 0.68:
             out = self.convert(t, s, d)
         else:
             out = None
@@ -206,27 +237,34 @@ class ExprBuilder:
         names = self.prep.names.get(t) if name is None else [name]
         if not names:
             return None
-        sigs = [g for g in self.table.by_return[t][self.rng.choice(names)] if self.fits(g, s)]
+        sigs = [g for g in self.table.by_return[t][self.pick_name(names)] if self.fits(g, s)]
         if not sigs:
             return None
-        sig = self.rng.choices(sigs, [self.sig_weight(g) for g in sigs])[0]
+        sig = self.rng.choices(sigs, [self.sig_weight(g, s) for g in sigs])[0]
         return self.call(sig, s, depth)
+
+    def pick_name(self, names: tuple[str, ...] | list[str]) -> str:
+        """A builtin name, as often as real code uses it (synth.calibration)."""
+        return self.rng.choices(names, [builtin_weight(n) for n in names])[0]
 
     def fits(self, sig: Signature, s: Scope) -> bool:
         for t in sig.arg_types:
             if t == "state" and s.rng is None:
                 return False
-            if t == "array[float32]" and not any(a.dtype == "float32" and a.ndim == 1 and not a.writable
+            if t == "array[float32]" and not any(a.dtype == "float32" and a.ndim == 1 and a.role == "input"
                                                  for a in s.arrays):
                 return False
             if t not in self.types and t not in ("state", "array[float32]"):
                 return False
         return True
 
-    def sig_weight(self, sig: Signature) -> float:
+    def sig_weight(self, sig: Signature, s: Scope | None = None) -> float:
+        """Type weights, raised for arguments the scope holds data of: a call on values
+        the kernel has beats one on literals (a constant computation)."""
+        held = {v.type for v in s.vars} | {a.dtype for a in s.arrays if a.role != "accum"} if s else set()
         w = 1.0
         for t in sig.arg_types:
-            w *= TYPES[t].weight if t in TYPES else 1.0
+            w *= (TYPES[t].weight if t in TYPES else 1.0) * (4.0 if t in held else 1.0)
         return w
 
     def call(self, sig: Signature, s: Scope, depth: int) -> str:
@@ -239,7 +277,7 @@ class ExprBuilder:
             return s.rng or "0"
         if t == "array[float32]":
             return self.rng.choice([a.name for a in s.arrays if a.dtype == "float32" and a.ndim == 1
-                                    and not a.writable])
+                                    and a.role == "input"])
         guard = GUARDS.get(sig.name, {}).get(param)
         if guard is None and TYPES[t].kind in ("int", "uint") and sig.group not in ("operator", "scalar", "utility"):
             guard = "count"  # an int parameter of unknown meaning: a small positive literal
@@ -255,9 +293,11 @@ class ExprBuilder:
         if guard in ("low", "high", "rate"):
             lo = {"low": -6, "high": 7, "rate": 1}[guard]
             return self.num(t, max(lo, 0) if info.kind == "uint" else lo, lo + 5)
+        if guard in ("spd", "separated"):
+            return self.wellposed(guard, t, s)
         if info.kind != "float":
             if guard == "divisor" and info.kind in ("int", "uint"):
-                return self.num(t, 1, 5) if self.chance(0.6) else f"wp.max({e()}, {self.num(t, 1, 1)})"
+                return self.num(t, 1, 5) if self.chance(0.8) else f"wp.max({e()}, {self.num(t, 1, 1)})"
             if guard == "divisor" and info.scalar not in ("float32", "float64", "float16"):
                 return f"{self.spell(t)}({', '.join(str(self.rng.randint(1, 5)) for _ in range(info.shape[0]))})"
             return e()
@@ -265,25 +305,37 @@ class ExprBuilder:
         if guard == "nonneg":
             return f"wp.abs({e()})"
         if guard == "positive":
-            return f"(wp.abs({e()}) + {c('0.5')})" if self.chance(0.5) else f"wp.max({e()}, {c('0.01')})"
+            return f"(wp.abs({e()}) + {c('0.5')})" if self.chance(0.3) else f"wp.max({e()}, {c('0.01')})"
         if guard in ("unit", "unit_open", "two_open"):
             lo, hi = {"unit": ("-1.0", "1.0"), "unit_open": ("-0.99", "0.99"), "two_open": ("0.01", "1.99")}[guard]
             return f"wp.clamp({e()}, {c(lo)}, {c(hi)})"
         if guard == "bounded":
             return f"wp.clamp({e()}, {c('-8.0')}, {c('8.0')})" if self.chance(0.5) else f"wp.min({e()}, {c('8.0')})"
         if guard == "divisor":
-            return self.num(t, 0.5, 4.0) if self.chance(0.5) else f"(wp.abs({e()}) + {c('1.0')})"
+            return self.num(t, 0.5, 4.0) if self.chance(0.75) else f"(wp.abs({e()}) + {c('1.0')})"
         return e()
 
+    def wellposed(self, guard: str, t: str, s: Scope) -> str:
+        """``m @ m^T + I`` (symmetric positive definite, eigenvalues >= 1) or a diagonal with
+        eigenvalues 3 apart plus a symmetric part of norm <= 1 (Weyl: they stay apart)."""
+        info, m = TYPES[t], self.leaf(t, s)
+        n, dtype = info.shape[0], TYPES[info.scalar].spelling
+        if guard == "spd":
+            return f"({m} @ wp.transpose({m}) + wp.identity(n={n}, dtype={dtype}))"
+        vec = f"wp.vec{n}{'d' if info.scalar == 'float64' else ''}"
+        one = "1.0" if info.scalar == "float32" else f"{dtype}(1.0)"
+        diag = ", ".join(("2.0", "5.0", "8.0")[:n])
+        return f"(wp.diag({vec}({diag})) + ({m} + wp.transpose({m})) / (wp.ddot({m}, {m}) + {one}))"
+
     def operator(self, t: str, s: Scope, depth: int) -> str | None:
-        name = self.rng.choice(self.prep.ops[t])
+        name = self.pick_name(self.prep.ops[t])
         sigs = [g for g in self.table.by_return[t][name] if self.fits(g, s)]
         if not sigs:
             return None
         matmul = [g for g in sigs if name == "mul" and TYPES[g.arg_types[0]].kind in ("mat", "smat")]
         if matmul and self.chance(0.4):  # m @ v is how Warp code transforms vectors
             sigs = matmul
-        sig = self.rng.choices(sigs, [self.sig_weight(g) for g in sigs])[0]
+        sig = self.rng.choices(sigs, [self.sig_weight(g, s) for g in sigs])[0]
         if self.chance(0.04):  # the function spelling exists too: wp.add(a, b)
             return self.call(sig, s, depth)
         args = [self.arg(sig, p, at, s, depth, (0, 1, 2)) for p, at in sig.params]
@@ -298,7 +350,9 @@ class ExprBuilder:
         fitting = [h for h in self.helpers if h[2] == t]
         if not fitting:
             return None
-        name, params, _ = self.rng.choice(fitting)
+        uncalled = [h for h in fitting if h[0] not in self.called]
+        name, params, _ = self.rng.choice(uncalled or fitting)
+        self.called.add(name)
         args = []
         for k, (_, pt, default) in enumerate(params):
             if default is not None and k == len(params) - 1 and self.chance(0.5):
@@ -330,7 +384,7 @@ class ExprBuilder:
                     options.append(f"{v.name}.p")
                 elif TYPES[t].kind == "quat":
                     options.append(f"{v.name}.q")
-        return self.rng.choice(options) if options else None
+        return self.consume(options) if options else None
 
     def convert(self, t: str, s: Scope, depth: int) -> str | None:
         info = TYPES[t]
@@ -348,7 +402,8 @@ class ExprBuilder:
             if s.ints and info.kind != "float" and self.chance(0.3):
                 return f"{info.spelling}({self.rng.choice(s.ints)})" if t != "int32" else self.rng.choice(s.ints)
             src = self.rng.choice([x for x in self.types if not TYPES[x].shape and x != "bool"])
-            return f"{info.spelling}({self.expr(src, s, depth)})"
+            spelling = f"wp.{t}" if t in ("float32", "int32") and self.chance(0.3) else info.spelling
+            return f"{spelling}({self.expr(src, s, depth)})"
         if info.kind == "vec":
             n = info.shape[0]
             if self.chance(0.5):
@@ -373,15 +428,30 @@ class ExprBuilder:
         return None
 
     def cond(self, s: Scope, depth: int = 1) -> str:
-        r = self.rng.random()
-        if r < 0.12 and s.ints:
+        """A condition that reads data: one the generator could evaluate itself (only
+        literals) would be a constant branch, dead code in disguise."""
+        for _ in range(4):
+            text = self._cond(s, depth)
+            if self.reads_data(text):
+                return text
+        if s.ints:
             return f"{self.rng.choice(s.ints)} % {self.rng.randint(2, 5)} == {self.rng.randint(0, 1)}"
-        if r < 0.22 and depth < self.cfg.max_depth:
+        return text
+
+    def reads_data(self, text: str) -> bool:
+        names = {n.id for n in ast.walk(ast.parse(text, mode="eval")) if isinstance(n, ast.Name)}
+        return bool(names - _NOT_DATA - set(self.structs))
+
+    def _cond(self, s: Scope, depth: int) -> str:
+        r = self.rng.random()
+        if r < 0.05 and s.ints:
+            return f"{self.rng.choice(s.ints)} % {self.rng.randint(2, 5)} == {self.rng.randint(0, 1)}"
+        if r < 0.13 and depth < self.cfg.max_depth:
             joiner = self.rng.choice((" and ", " or "))
             return f"({self.cond(s, depth + 1)}{joiner}{self.cond(s, depth + 1)})"
-        if r < 0.27:
+        if r < 0.15 and depth < self.cfg.max_depth:
             return f"not ({self.cond(s, depth + 1)})"
-        if r < 0.37:
+        if r < 0.22:
             b = s.of_type("bool")
             if b:
                 return self.rng.choice(b).name
@@ -393,4 +463,5 @@ class ExprBuilder:
         op = self.rng.choice(("<", ">", "<=", ">=", "==", "!="))
         if TYPES[t].kind == "float" and op in ("==", "!="):
             op = "<"
-        return f"{self.operand(t, s, depth)} {op} {self.expr(t, s, depth)}"
+        left = self.operand(t, s, depth)
+        return f"{left} {op} {self.expr(t, s, depth, left)}"

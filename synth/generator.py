@@ -1,18 +1,39 @@
-"""Random, valid, safe-to-run Warp kernel modules: a pure function of (seed, GeneratorConfig).
+"""Random, valid, safe-to-run, race-free and live Warp kernel modules: a pure function of
+(seed, GeneratorConfig).
 
 A module is ``import warp as wp``, optional ``@wp.struct`` types, ``@wp.func`` helpers
 (with overloads, default arguments and early returns) and one ``@wp.kernel`` launched in
 1-4 dimensions. Expressions are type-directed (``synth.expressions``) over builtins whose
-signatures come from Warp's registry (``synth.signatures``); statements and helpers live
-in ``synth.statements``.
+signatures come from Warp's registry (``synth.signatures``), drawn as often as real Warp
+code uses them (``synth.calibration``); statements and helpers live in ``synth.statements``.
+
+Race-free by construction (one answer per run, whatever order threads run in, as
+Csmith and YARPGen guarantee for C). Every array has one role per kernel:
+
+- *input* (``x0``): read anywhere, never written;
+- *owned output* (``out1``): each thread stores, updates and reads only its own element
+  (the names ``wp.tid()`` unpacks, in order); atomics on it, ``atomic_cas`` and
+  ``atomic_exch`` included, also touch only that element, and may use the old value;
+- *accumulator* (``acc2``): only updated by atomics of one commutative class
+  (add/sub, min, max, and, or or xor), at any element; never read, never plainly stored,
+  and the value an atomic returns is not used.
+
+Void helpers store into an owned output at the element the caller passes (its own).
+``tests/test_generator.py`` checks this contract over thousands of seeds with the static
+checker in ``synth.races``, which knows nothing of how the generator works.
+
+Live: a liveness pass (``synth.prune``) removes every assignment, store, loop and branch
+whose effect nothing observes, then parameters, helpers, structs and fields nothing
+uses; conditions always read data (``ExprBuilder.cond``).
 
 Safe to run with seeded random inputs (the execution tier's convention, synth/examples.py):
 the launch rank is the highest array rank, which is also the number of names ``wp.tid()``
 unpacks (1-4); every array of that rank has the launch shape and is indexed by the
 thread's own element, or by tid/loop counters wrapped modulo its shape; lower-rank arrays
 are only indexed modulo their own shape (any non-empty shape works). Loops have small or
-clamped trip counts, ``while`` loops a counter, integer division a divisor >= 1, and math
-that could leave its domain is guarded.
+clamped trip counts, ``while`` loops a counter, integer division a divisor >= 1, math
+that could leave its domain is guarded, and matrix inverses and decompositions get
+well-posed inputs.
 
 Only ``random.Random(seed)`` drives choices and nothing iterates a set or depends on
 hashing, so the text is byte-identical across processes and PYTHONHASHSEED values.
@@ -24,13 +45,14 @@ from dataclasses import dataclass
 
 from synth.config import GeneratorConfig
 from synth.expressions import Arr, Scope, Var
+from synth.prune import prune
 from synth.signatures import TYPES
-from synth.statements import StatementBuilder
+from synth.statements import StatementBuilder, accumulator_classes
 
 # Array element types and how often each is picked (float32 dominates, as in real code).
-ARRAY_DTYPES = {"float32": 6.0, "vec3f": 2.0, "int32": 1.5, "vec2f": 0.8, "vec4f": 0.8, "float64": 0.6,
-                "mat33f": 0.5, "quatf": 0.5, "uint32": 0.3, "int64": 0.3, "transformf": 0.2,
-                "spatial_vectorf": 0.2, "float16": 0.2, "vec3d": 0.2}
+ARRAY_DTYPES = {"float32": 6.0, "vec3f": 2.0, "int32": 1.5, "vec2f": 0.8, "vec4f": 0.4, "float64": 0.5,
+                "mat33f": 0.12, "quatf": 0.12, "uint32": 0.3, "int64": 0.2, "transformf": 0.05,
+                "spatial_vectorf": 0.04, "float16": 0.1, "vec3d": 0.15}
 _PARAM_NAMES = ("scale", "offset", "gain", "bias", "axis", "rot", "weight", "dt", "eps", "shift")
 _FIELD_NAMES = ("mass", "scale", "origin", "count", "rot", "gain", "damping", "frame", "twist", "size")
 
@@ -77,17 +99,20 @@ class _Builder(StatementBuilder):
         dtypes = [t for t in ARRAY_DTYPES if t in self.types]
         weights = [ARRAY_DTYPES[t] for t in dtypes]
         params = []
-        for k in range(n):  # the last array has the launch rank (and is written)
+        for k in range(n):  # the last array has the launch rank and is an owned output
             dtype = self.rng.choices(dtypes, weights)[0]
-            writable = k == n - 1 or self.chance(0.3)
-            if k == n - 1 or self.chance(0.75):
-                ndim = dims
-            else:
-                ndim = self.rng.randint(1, dims)
-            if self.chance(0.1) and dtype == "float32" and not writable:
+            role = "owned" if k == n - 1 else "input" if not self.chance(0.25) else "accum"
+            ndim = dims if k == n - 1 or self.chance(0.92) else self.rng.randint(1, dims)
+            if role == "accum" and ndim == dims and self.chance(0.4):
+                role = "owned"  # a second per-thread output
+            if self.chance(0.1) and dtype == "float32" and role == "input":
                 ndim = 1  # sample_cdf and friends read 1-D float arrays
-            name = f"out{k}" if writable else f"x{k}"
-            scope.arrays.append(Arr(name, dtype, ndim, writable, own if ndim == dims else None))
+            ops: tuple[str, ...] = ()
+            if role == "accum":
+                classes = accumulator_classes(dtype)
+                ops = classes[0] if self.chance(0.85) else self.rng.choice(classes)
+            name = f"x{k}" if role == "input" else f"out{k}" if role == "owned" else f"acc{k}"
+            scope.arrays.append(Arr(name, dtype, ndim, role, own if ndim == dims else None, ops))
             sp = self.spell(dtype)
             if ndim == 1:
                 params.append(f"{name}: wp.array(dtype={sp})")
@@ -114,7 +139,7 @@ class _Builder(StatementBuilder):
     def loads(self, scope: Scope) -> list[str]:
         """Most kernels start by reading their inputs into locals (``p = x[tid]``)."""
         lines = []
-        for a in [a for a in scope.arrays if not a.writable]:
+        for a in [a for a in scope.arrays if a.role == "input"]:
             if self.chance(0.7):
                 name, value = self.define(scope, a.dtype, f"{a.name}[{self.index(a, scope)}]")
                 lines.append(f"    {name} = {value}")
@@ -148,8 +173,11 @@ class _Builder(StatementBuilder):
         body += self.final_store(scope)
         kernel_name = f"kernel_{seed}"
         out += ["@wp.kernel", f"def {kernel_name}({', '.join(params)}):", *body, ""]
-        helper_names = tuple(dict.fromkeys(h[0] for h in self.helpers + self.void_helpers))
-        return GeneratedKernel(seed, kernel_name, "\n".join(out), helper_names, tuple(self.structs))
+        source = prune("\n".join(out), kernel_name)
+        helper_names = tuple(h for h in dict.fromkeys(h[0] for h in self.helpers + self.void_helpers)
+                             if f"def {h}(" in source)
+        struct_names = tuple(s for s in self.structs if f"class {s}:" in source)
+        return GeneratedKernel(seed, kernel_name, source, helper_names, struct_names)
 
 
 def generate(seed: int, cfg: GeneratorConfig | None = None) -> GeneratedKernel:

@@ -40,6 +40,7 @@ _TYPE_FEATURES = (
 )
 _PYTHON_BUILTINS = {"float", "int", "bool", "len", "abs", "min", "max", "print", "range", "reversed", "round"}
 _ANNOTATION_ONLY = re.compile(r"^array(\dd)?$")
+_LOWERED = frozenset({"kernel", "func", "func_grad", "func_replay"})
 
 
 def _decorator_name(node: ast.expr) -> str:
@@ -62,15 +63,22 @@ class _Walker(ast.NodeVisitor):
         self.builtins: set[str] = set()
         self.complexity = 1
         self.funcs: dict[str, int] = {}
-        self.in_func = False
+        self.in_func = 0  # depth of @wp.kernel / @wp.func bodies being visited
 
     def visit_FunctionDef(self, node: ast.FunctionDef) -> None:
-        if "func" in {_decorator_name(d) for d in node.decorator_list}:
+        decorators = {_decorator_name(d) for d in node.decorator_list}
+        if "func" in decorators:
             self.features.add("funcs")
             self.funcs[node.name] = self.funcs.get(node.name, 0) + 1
             if node.args.defaults:
                 self.features.add("default_args")
-        self.generic_visit(node)
+        # Only bodies Warp compiles count: decorators (wp.kernel(enable_backward=False)),
+        # annotations and defaults are Python that runs at import, not lowered code.
+        lowered = bool(decorators & _LOWERED)
+        self.in_func += lowered
+        for stmt in node.body:
+            self.visit(stmt)
+        self.in_func -= lowered
 
     def visit_ClassDef(self, node: ast.ClassDef) -> None:
         if "struct" in {_decorator_name(d) for d in node.decorator_list}:
@@ -137,12 +145,12 @@ class _Walker(ast.NodeVisitor):
         self.generic_visit(node)
 
     def _op(self, name: str | None) -> None:
-        if name:
+        if name and self.in_func:
             self.builtins.add(name)
 
     def visit_Call(self, node: ast.Call) -> None:
         name = _call_name(node)
-        if name and not _ANNOTATION_ONLY.match(name):
+        if name and self.in_func and not _ANNOTATION_ONLY.match(name):
             self.builtins.add(name)
             if name in ("where", "select"):
                 self.complexity += 1

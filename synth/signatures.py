@@ -48,36 +48,36 @@ def _t(name: str, spelling: str, kind: str, scalar: str, shape: tuple[int, ...],
 # code uses most. float32 dominates, as it does in real kernels.
 TYPES: dict[str, TypeInfo] = {t.name: t for t in (
     _t("float32", "float", "float", "float32", (), 10.0),
-    _t("float64", "wp.float64", "float", "float64", (), 1.5),
-    _t("float16", "wp.float16", "float", "float16", (), 0.6),
+    _t("float64", "wp.float64", "float", "float64", (), 0.8),
+    _t("float16", "wp.float16", "float", "float16", (), 0.2),
     _t("int32", "int", "int", "int32", (), 3.0),
-    _t("int64", "wp.int64", "int", "int64", (), 0.6),
+    _t("int64", "wp.int64", "int", "int64", (), 0.3),
     _t("int16", "wp.int16", "int", "int16", (), 0.25),
     _t("int8", "wp.int8", "int", "int8", (), 0.25),
-    _t("uint32", "wp.uint32", "uint", "uint32", (), 0.6),
-    _t("uint64", "wp.uint64", "uint", "uint64", (), 0.25),
+    _t("uint32", "wp.uint32", "uint", "uint32", (), 0.4),
+    _t("uint64", "wp.uint64", "uint", "uint64", (), 0.15),
     _t("uint16", "wp.uint16", "uint", "uint16", (), 0.2),
     _t("uint8", "wp.uint8", "uint", "uint8", (), 0.2),
     _t("bool", "bool", "bool", "bool", (), 0.5),
     _t("vec2f", "wp.vec2", "vec", "float32", (2,), 1.5),
     _t("vec3f", "wp.vec3", "vec", "float32", (3,), 5.0),
-    _t("vec4f", "wp.vec4", "vec", "float32", (4,), 1.5),
-    _t("vec2d", "wp.vec2d", "vec", "float64", (2,), 0.3),
-    _t("vec3d", "wp.vec3d", "vec", "float64", (3,), 0.6),
-    _t("vec3h", "wp.vec3h", "vec", "float16", (3,), 0.3),
-    _t("vec2i", "wp.vec2i", "vec", "int32", (2,), 0.3),
-    _t("vec3i", "wp.vec3i", "vec", "int32", (3,), 0.5),
-    _t("mat22f", "wp.mat22", "mat", "float32", (2, 2), 0.8),
-    _t("mat33f", "wp.mat33", "mat", "float32", (3, 3), 2.5),
-    _t("mat44f", "wp.mat44", "mat", "float32", (4, 4), 1.0),
-    _t("mat33d", "wp.mat33d", "mat", "float64", (3, 3), 0.3),
-    _t("quatf", "wp.quat", "quat", "float32", (4,), 2.5),
-    _t("quatd", "wp.quatd", "quat", "float64", (4,), 0.3),
-    _t("transformf", "wp.transform", "transform", "float32", (7,), 1.5),
-    _t("transformd", "wp.transformd", "transform", "float64", (7,), 0.2),
-    _t("spatial_vectorf", "wp.spatial_vector", "svec", "float32", (6,), 1.0),
-    _t("spatial_vectord", "wp.spatial_vectord", "svec", "float64", (6,), 0.2),
-    _t("spatial_matrixf", "wp.spatial_matrix", "smat", "float32", (6, 6), 0.4),
+    _t("vec4f", "wp.vec4", "vec", "float32", (4,), 0.6),
+    _t("vec2d", "wp.vec2d", "vec", "float64", (2,), 0.15),
+    _t("vec3d", "wp.vec3d", "vec", "float64", (3,), 0.3),
+    _t("vec3h", "wp.vec3h", "vec", "float16", (3,), 0.1),
+    _t("vec2i", "wp.vec2i", "vec", "int32", (2,), 0.2),
+    _t("vec3i", "wp.vec3i", "vec", "int32", (3,), 0.3),
+    _t("mat22f", "wp.mat22", "mat", "float32", (2, 2), 0.2),
+    _t("mat33f", "wp.mat33", "mat", "float32", (3, 3), 0.5),
+    _t("mat44f", "wp.mat44", "mat", "float32", (4, 4), 0.15),
+    _t("mat33d", "wp.mat33d", "mat", "float64", (3, 3), 0.05),
+    _t("quatf", "wp.quat", "quat", "float32", (4,), 0.4),
+    _t("quatd", "wp.quatd", "quat", "float64", (4,), 0.05),
+    _t("transformf", "wp.transform", "transform", "float32", (7,), 0.2),
+    _t("transformd", "wp.transformd", "transform", "float64", (7,), 0.03),
+    _t("spatial_vectorf", "wp.spatial_vector", "svec", "float32", (6,), 0.1),
+    _t("spatial_vectord", "wp.spatial_vectord", "svec", "float64", (6,), 0.03),
+    _t("spatial_matrixf", "wp.spatial_matrix", "smat", "float32", (6, 6), 0.04),
 )}
 
 SCALARS = tuple(n for n, t in TYPES.items() if not t.shape)
@@ -132,6 +132,11 @@ GUARDS: dict[str, dict[str, str]] = {
     "randf": {"low": "low", "high": "high"},
     "poisson": {"lam": "rate"}, "pnoise": {"px": "period", "py": "period", "pz": "period"},
     "quat_from_euler": {"i": "axis0", "j": "axis1", "k": "axis2"},
+    # Matrix inputs built to be well-posed: an inverse of a symmetric positive definite
+    # matrix (eigenvalues >= 1), decompositions of a matrix whose eigenvalues are well
+    # apart (so eigen/singular vectors are unique and CPU and GPU agree).
+    "inverse": {"a": "spd"}, "inverse_approx": {"a": "spd"},
+    "eig3": {"A": "separated"}, "svd3": {"A": "separated"}, "svd2": {"A": "separated"}, "qr3": {"A": "separated"},
     "quat_to_euler": {"i": "axis0", "j": "axis1", "k": "axis2"},
 }
 
@@ -275,6 +280,8 @@ class Prepared:
     names: dict[str, tuple[str, ...]]  # type -> non-operator builtin names returning it
     ops: dict[str, tuple[str, ...]]  # type -> operator builtins returning it
     by_group: dict[str, dict[str, tuple[Signature, ...]]]  # group -> name -> usable instances
+    all_names: dict[str, tuple[Signature, ...]]  # every usable builtin name -> its instances
+    all_names_order: tuple[str, ...]  # all_names' keys, sorted (choices need a sequence)
 
 
 _PREPARED: list[tuple[GeneratorConfig, Prepared]] = []
@@ -311,8 +318,10 @@ def prepare(cfg: GeneratorConfig) -> Prepared:
             bucket = ops if g.name in OPERATOR_SYNTAX or g.name in UNARY_SYNTAX else names
             if g.name not in bucket[g.returns]:
                 bucket[g.returns].append(g.name)
+    all_names = {n: tuple(v) for d in by_group.values() for n, v in d.items()}
     prepared = Prepared(types, tuple(TYPES[t].weight for t in types),
                         {t: tuple(v) for t, v in names.items()}, {t: tuple(v) for t, v in ops.items()},
-                        {gr: {n: tuple(v) for n, v in d.items()} for gr, d in by_group.items()})
+                        {gr: {n: tuple(v) for n, v in d.items()} for gr, d in by_group.items()},
+                        dict(sorted(all_names.items())), tuple(sorted(all_names)))
     _PREPARED.append((cfg, prepared))
     return prepared

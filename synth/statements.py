@@ -16,8 +16,30 @@ from synth.signatures import TYPES, Signature
 
 _AUG = {"add": "+=", "sub": "-=", "mul": "*=", "div": "/=", "mod": "%=", "floordiv": "//=", "bit_and": "&=",
         "bit_or": "|=", "bit_xor": "^=", "lshift": "<<=", "rshift": ">>="}
-_ATOMICS = ("atomic_add", "atomic_sub", "atomic_min", "atomic_max", "atomic_cas", "atomic_exch")
+# Atomics and the element types CUDA implements them for (NVRTC rejects the rest although
+# Warp's codegen accepts them; tests/test_signatures.py compiles every pair with NVRTC).
+_ADD_SUB = ("atomic_add", "atomic_sub")
 _BIT_ATOMICS = ("atomic_and", "atomic_or", "atomic_xor")
+_EXCHANGE = ("atomic_cas", "atomic_exch")
+_EXCHANGE_TYPES = ("float32", "float64", "int32", "uint32", "int64")
+
+
+def atomic_ops(dtype: str) -> tuple[str, ...]:
+    """Every atomic Warp's CPU and CUDA backends both compile on arrays of ``dtype``."""
+    info = TYPES[dtype]
+    if dtype == "float16":
+        return _ADD_SUB
+    ops = _ADD_SUB if info.kind in ("quat", "transform") else (*_ADD_SUB, "atomic_min", "atomic_max")
+    if TYPES[info.scalar].kind in ("int", "uint") and not info.shape:
+        ops += _BIT_ATOMICS
+    return ops + _EXCHANGE if dtype in _EXCHANGE_TYPES else ops
+
+
+def accumulator_classes(dtype: str) -> list[tuple[str, ...]]:
+    """The atomic classes whose updates commute with each other: an accumulator uses one,
+    so its final value does not depend on the order threads run in."""
+    ops = atomic_ops(dtype)
+    return [_ADD_SUB, *[(op,) for op in ("atomic_min", "atomic_max", *_BIT_ATOMICS) if op in ops]]
 
 
 def _is_constant(value: str) -> bool:
@@ -33,6 +55,7 @@ _EXTRA_MULTI = (Signature("transform_decompose", "transformation", (("m", "mat44
 class StatementBuilder(ExprBuilder):
     def __init__(self, seed: int, cfg: GeneratorConfig) -> None:
         super().__init__(seed, cfg)
+        self.stored: set[str] = set()  # owned outputs stored so far (kernel scope)
         self.void_helpers: list[tuple[str, list[tuple[str, str, str | None]], str]] = []
 
     def block(self, s: Scope, ind: int, depth: int, n: int, top: bool = False) -> list[str]:
@@ -55,6 +78,7 @@ class StatementBuilder(ExprBuilder):
     def define(self, s: Scope, t: str, value: str, prefix: str = "v") -> tuple[str, str]:
         name = self.fresh(prefix)
         s.vars.append(Var(name, t))
+        self.unread[name] = None
         return name, self.dynamic(t, value)
 
     def dynamic(self, t: str, value: str) -> str:
@@ -82,14 +106,13 @@ class StatementBuilder(ExprBuilder):
         return [f"{pad}{name} = {value}"]
 
     def pick_signature(self, s: Scope) -> Signature | None:
-        by_name = self.prep.by_group.get(self.rng.choice(self.cfg.builtin_groups))
+        by_name = self.prep.all_names
         if not by_name:
             return None
-        names = list(by_name)
         for _ in range(3):  # a name whose instances all need what this scope lacks: try another
-            sigs = [g for g in by_name[self.rng.choice(names)] if self.fits(g, s)]
+            sigs = [g for g in by_name[self.pick_name(self.prep.all_names_order)] if self.fits(g, s)]
             if sigs:
-                return self.rng.choices(sigs, [self.sig_weight(g) for g in sigs])[0]
+                return self.rng.choices(sigs, [self.sig_weight(g, s) for g in sigs])[0]
         return None
 
     def st_multi(self, s: Scope, ind: int, depth: int) -> list[str]:
@@ -105,6 +128,7 @@ class StatementBuilder(ExprBuilder):
         for t in sig.tuple_types:
             names.append(self.fresh("u"))
             s.vars.append(Var(names[-1], t))
+            self.unread[names[-1]] = None
         return [f"{'    ' * ind}{', '.join(names)} = {value}"]
 
     def st_inplace(self, s: Scope, ind: int, depth: int) -> list[str]:
@@ -179,34 +203,36 @@ class StatementBuilder(ExprBuilder):
 
     # -- arrays ----------------------------------------------------------------------------
     def st_store(self, s: Scope, ind: int, depth: int) -> list[str]:
-        own = [a for a in s.arrays if a.writable and a.own is not None]
+        own = [a for a in s.arrays if a.role == "owned" and a.own is not None]
         if not own:
             return self.st_atomic(s, ind, depth)
         a = self.rng.choice(own)
+        return [f"{'    ' * ind}{self.store(a, s)}"]
+
+    def store(self, a: Arr, s: Scope) -> str:
+        """``out[own] = value``, or ``out[own] op= value`` once the element holds a value,
+        so a later store builds on an earlier one instead of overwriting it."""
         target = f"{a.name}[{a.own}]"
-        if self.chance(0.3):
-            return [f"{'    ' * ind}{self.aug(target, a.dtype, s)}"]
-        return [f"{'    ' * ind}{target} = {self.expr(a.dtype, s, 0, target)}"]
+        stored = a.name in self.stored
+        self.stored.add(a.name)
+        if self.chance(0.8 if stored else 0.1):
+            return self.aug(target, a.dtype, s)
+        return f"{target} = {self.expr(a.dtype, s, 0, target)}"
 
     def st_atomic(self, s: Scope, ind: int, depth: int) -> list[str]:
-        writable = [a for a in s.arrays if a.writable]
+        """An atomic on an accumulator (its class, any element, result unused) or on the
+        thread's own element of an owned output (any op; the old value may be used)."""
+        writable = [a for a in s.arrays if a.role == "accum" or (a.role == "owned" and a.own is not None)]
         if not writable:
             return self.st_assign(s, ind, depth)
         a = self.rng.choice(writable)
-        info = TYPES[a.dtype]
-        ops = ("atomic_add", "atomic_sub") if a.dtype == "float16" else _ATOMICS
-        if info.kind in ("quat", "transform"):  # Warp's C++ has no min/max for these (codegen passes)
-            ops = tuple(op for op in ops if op not in ("atomic_min", "atomic_max"))
-        if TYPES[info.scalar].kind in ("int", "uint"):
-            ops = ops + _BIT_ATOMICS
-        op = self.rng.choice(ops)
-        if a.own is not None and self.chance(0.5):
-            idx = a.own
-        else:  # any element, wrapped: indexed as if read-only so index() may leave the own element
-            idx = self.index(Arr(a.name, a.dtype, a.ndim, False, None), s)
+        if a.role == "accum":
+            op, idx = self.pick_name(a.ops), self.index(a, s)
+        else:
+            op, idx = self.pick_name(atomic_ops(a.dtype)), a.own
         values = [self.expr(a.dtype, s, 1) for _ in range(2 if op == "atomic_cas" else 1)]
         call = f"wp.{op}({a.name}, {idx}, {', '.join(values)})"
-        if self.chance(0.25):
+        if a.role == "owned" and self.chance(0.25):
             name, _ = self.define(s, a.dtype, call, "old")
             return [f"{'    ' * ind}{name} = {call}"]
         return [f"{'    ' * ind}{call}"]
@@ -234,7 +260,7 @@ class StatementBuilder(ExprBuilder):
             rng = f"range({start}, {start + trip * 2}, {self.rng.randint(1, 3)})"
         elif r < 0.27:
             rng = f"range({trip + 1}, 0, -{self.rng.randint(1, 2)})"
-        elif r < 0.6 and s.ints:
+        elif r < 0.45 and s.ints:
             rng = f"range({self.rng.choice(s.ints)} % {self.rng.randint(2, 6)} + {self.rng.randint(0, 2)})"
         elif r < 0.8 and s.arrays:
             rng = f"range(wp.min({self.rng.choice(s.arrays).name}.shape[0], {trip + 2}))"
@@ -320,12 +346,15 @@ class StatementBuilder(ExprBuilder):
         return lines
 
     def st_helper(self, s: Scope, ind: int, depth: int) -> list[str]:
-        for name, params, _ in self.rng.sample(self.void_helpers, len(self.void_helpers)):
+        order = self.rng.sample(self.void_helpers, len(self.void_helpers))
+        order.sort(key=lambda h: h[0] in self.called)  # helpers nothing calls yet first
+        for name, params, _ in order:
             arr_t = params[0][1]
-            own = [a for a in s.arrays if a.writable and a.own is not None and arr_t == self.array_spelling(a)]
+            own = [a for a in s.arrays if a.role == "owned" and a.own is not None and arr_t == self.array_spelling(a)]
             if own:
                 a = self.rng.choice(own)
                 values = [self.expr(pt, s, 1) for _, pt, _ in params[1 + a.ndim:]]
+                self.called.add(name)
                 return [f"{'    ' * ind}{name}({', '.join([a.name, a.own, *values])})"]
         return self.st_assign(s, ind, depth)
 
@@ -383,7 +412,7 @@ class StatementBuilder(ExprBuilder):
         idx = [f"i{k}" for k in range(ndim)]
         params = [("arr", arr_t, None), *[(i, "int32", None) for i in idx], ("value", dtype, None)]
         scope = Scope(returns="None", vars=[Var("value", dtype, mutable=False)], ints=list(idx))
-        scope.arrays.append(Arr("arr", dtype, ndim, True, ", ".join(idx)))
+        scope.arrays.append(Arr("arr", dtype, ndim, "owned", ", ".join(idx)))
         body = self.block(scope, 1, 1, self.rng.randint(1, self.cfg.helper_statements))
         body.append(f"    arr[{', '.join(idx)}] = {self.expr(dtype, scope, 1)}")
         sig = ", ".join(f"{p}: {t if p == 'arr' else self.spell(t)}" for p, t, _ in params)
@@ -391,10 +420,9 @@ class StatementBuilder(ExprBuilder):
         return ["@wp.func", f"def {name}({sig}):", *body, "", ""]
 
     def final_store(self, s: Scope) -> list[str]:
-        own = [a for a in s.arrays if a.writable and a.own is not None]
+        own = [a for a in s.arrays if a.role == "owned" and a.own is not None]
         if own:
-            a = own[-1]
-            return [f"    {a.name}[{a.own}] = {self.expr(a.dtype, s, 0, f'{a.name}[{a.own}]')}"]
+            return [f"    {self.store(own[-1], s)}"]
         return self.st_atomic(s, 1, 0)
 
 
