@@ -5,6 +5,13 @@ codegen for CPU and CUDA, extraction, metadata, canonical key) runs in a process
 The report counts codegen-valid kernels (every failure is kept with its seed and Warp's
 message), distinct canonical keys, builtin coverage per Warp group (against the builtins
 Warp documents in that group), the LOC histogram, feature frequencies and throughput.
+
+Issue 19 added the quality and realism figures (``synth.quality``, ``synth.realism``: dead
+assignments, unused parameters/helpers/structs, constant conditions, static race-contract
+violations, feature shares, LOC and parameter medians, builtin usage), measured on each valid
+kernel in the workers, optional validation tiers (``ptx``, ``cpu-compile``, ``execute``) with
+their pass rates, and a side-by-side comparison with a real corpus's figures (the caller reads
+the records: this package knows nothing of storage) including the builtin-frequency JSD.
 """
 
 from __future__ import annotations
@@ -18,6 +25,8 @@ from multiprocessing import get_context
 from typing import Any
 
 from synth.config import GeneratorConfig
+from synth.quality import KernelQuality
+from synth.realism import CorpusFigures, jsd, safe_check
 
 LOC_BINS = (0, 10, 20, 30, 40, 50, 60, 80, 100, 150, 200)
 
@@ -31,14 +40,17 @@ class SeedResult:
     builtins: tuple[str, ...]
     features: tuple[str, ...]
     error: str  # Warp's message when not ok
-    cpu_s: float  # process time spent on this seed
+    cpu_s: float  # process time spent on this seed (a batch's time split evenly when tiers run)
+    n_params: int = 0
+    quality: KernelQuality | None = None  # None for a rejected kernel (or one the checker cannot read)
+    validation: tuple[tuple[str, Any], ...] = ()  # the record's validation fields that were set
 
 
-def _init(cfg: GeneratorConfig) -> None:
+def _init(cfg: GeneratorConfig, tiers: tuple[str, ...] = ("codegen",)) -> None:
     from synth.worker import WorkerSettings, init_worker
 
     global _SETTINGS
-    _SETTINGS = WorkerSettings(cfg, "report")
+    _SETTINGS = WorkerSettings(cfg, "report", tiers)
     init_worker(_SETTINGS)
 
 
@@ -46,27 +58,35 @@ _SETTINGS: Any = None
 
 
 def run_seeds(seeds: list[int]) -> list[SeedResult]:
-    """Pool task: one result per seed, failures included (never raised)."""
+    """Pool task: one result per seed, failures included (never raised).
+
+    The batch goes through ``build_records`` as a producer's worker would, so the validation
+    tiers compile it as one module (their per-kernel cost depends on that)."""
     from synth.canonical import canonical_key
     from synth.generator import generate
     from synth.metadata import analyse
-    from synth.worker import build_record
+    from synth.worker import build_records
 
+    t0 = time.process_time()
+    built = build_records(seeds, _SETTINGS)
+    share = (time.process_time() - t0) / max(1, len(seeds))
     out = []
-    for seed in seeds:
-        t0 = time.process_time()
-        try:
-            record = build_record(seed, _SETTINGS)
-        except Exception as exc:  # noqa: BLE001 - a rejected kernel is a counted result
+    for seed, record in zip(seeds, built, strict=True):
+        if isinstance(record, BaseException):
             kernel = generate(seed, _SETTINGS.generator)
             facts = analyse(kernel.source, kernel.kernel_name)
-            message = f"{type(exc).__name__}: {' | '.join(str(exc).split(chr(10)))[:800]}"
+            message = f"{type(record).__name__}: {' | '.join(str(record).split(chr(10)))[:800]}"
             out.append(SeedResult(seed, False, canonical_key(kernel.source), facts.loc, tuple(facts.builtins),
-                                  tuple(facts.features), message, time.process_time() - t0))
+                                  tuple(facts.features), message, share, facts.n_params))
             continue
         meta = record.metadata
+        validation = tuple((k, v) for k, v in (("cuda_ptx", record.validation.cuda_ptx),
+                                               ("cpu_compile", record.validation.cpu_compile),
+                                               ("execution", record.validation.execution),
+                                               ("errors", record.validation.errors)) if v is not None)
+        quality = safe_check(record.python_source, record.kernel_name, quiet=True)
         out.append(SeedResult(seed, True, record.id, meta.loc, tuple(meta.builtins), tuple(meta.features), "",
-                              time.process_time() - t0))
+                              share, meta.n_params, quality, validation))
     return out
 
 
@@ -88,8 +108,20 @@ class Report:
     features: dict[str, int] = field(default_factory=dict)
     wall_s: float = 0.0
     cpu_s: float = 0.0
+    tiers: tuple[str, ...] = ("codegen",)
+    figures: CorpusFigures = field(default_factory=CorpusFigures)  # of the codegen-valid kernels
+    against: CorpusFigures | None = None  # of a real corpus (attach_against)
+    against_sources: list[str] = field(default_factory=list)
+    tier_failures: list[dict[str, Any]] = field(default_factory=list)  # {"seed", tier: why} per record
+
+    def attach_against(self, figures: CorpusFigures, sources: list[str]) -> None:
+        self.against, self.against_sources = figures, sources
 
     def as_dict(self) -> dict[str, Any]:
+        against = None
+        if self.against is not None:
+            against = {"sources": self.against_sources, **self.against.as_dict(),
+                       "builtin_jsd": round(jsd(self.figures.builtins, self.against.builtins), 4)}
         return {
             "seeds": self.seeds, "start": self.start, "workers": self.workers, "config_hash": self.config_hash,
             "warp_version": self.warp_version, "valid": self.valid, "validity_rate": self.validity_rate,
@@ -99,6 +131,8 @@ class Report:
             "features": self.features, "wall_s": round(self.wall_s, 2), "cpu_s": round(self.cpu_s, 2),
             "kernels_per_s": round(self.seeds / self.wall_s, 2) if self.wall_s else None,
             "kernels_per_cpu_s": round(self.seeds / self.cpu_s, 2) if self.cpu_s else None,
+            "tiers": list(self.tiers), "tier_failures": self.tier_failures,
+            "generated": self.figures.as_dict(), "against": against,
         }
 
     @property
@@ -117,12 +151,19 @@ def _bin(loc: int) -> str:
     return f">={LOC_BINS[-1]}"
 
 
-def summarise(results: list[SeedResult], start: int, workers: int, cfg: GeneratorConfig, wall_s: float) -> Report:
+def summarise(results: list[SeedResult], start: int, workers: int, cfg: GeneratorConfig, wall_s: float,
+              tiers: tuple[str, ...] = ("codegen",)) -> Report:
     from synth.signatures import table
     from synth.warp_adapter import WARP_VERSION
 
     results = sorted(results, key=lambda r: r.seed)
-    rep = Report(len(results), start, workers, cfg.config_hash, WARP_VERSION, wall_s=wall_s)
+    rep = Report(len(results), start, workers, cfg.config_hash, WARP_VERSION, wall_s=wall_s, tiers=tiers)
+    for r in results:
+        if r.ok:
+            validation = dict(r.validation)
+            rep.figures.add(r.quality, r.builtins, r.features, r.loc, r.n_params, validation)
+            if validation.get("errors"):
+                rep.tier_failures.append({"seed": r.seed, **validation["errors"]})
     rep.valid = sum(r.ok for r in results)
     rep.failures = [{"seed": r.seed, "error": r.error} for r in results if not r.ok]
     rep.distinct_keys = len({r.key for r in results})
@@ -152,18 +193,21 @@ def summarise(results: list[SeedResult], start: int, workers: int, cfg: Generato
 
 
 def generator_report(seeds: int, start: int = 0, workers: int | None = None, cfg: GeneratorConfig | None = None,
-                     batch: int = 25, on_failure: Any = None) -> Report:
-    """Run ``seeds`` seeds from ``start`` through Warp in ``workers`` processes."""
+                     batch: int = 25, on_failure: Any = None, tiers: tuple[str, ...] = ("codegen",)) -> Report:
+    """Run ``seeds`` seeds from ``start`` through Warp in ``workers`` processes, with ``tiers``."""
     cfg = cfg or GeneratorConfig()
+    if set(tiers) - {"codegen"}:
+        batch = min(batch, 8)  # tiers compile a batch as one module; a producer's batch size keeps that cost real
     workers = max(1, workers or os.cpu_count() or 1)
     batches = [list(range(s, min(start + seeds, s + batch))) for s in range(start, start + seeds, batch)]
     results: list[SeedResult] = []
     t0 = time.perf_counter()
     # spawn: a fresh interpreter per worker, as the producer's pool does (Warp and fork mix badly).
-    with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init, initargs=(cfg,)) as pool:
+    with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init,
+                             initargs=(cfg, tiers)) as pool:
         for chunk in pool.map(run_seeds, batches):
             for r in chunk:
                 if not r.ok and on_failure is not None:
                     on_failure(r)
             results.extend(chunk)
-    return summarise(results, start, workers, cfg, time.perf_counter() - t0)
+    return summarise(results, start, workers, cfg, time.perf_counter() - t0, tiers)
