@@ -71,6 +71,8 @@ def run(
     config: Annotated[Path | None, Opt(help="TOML config file")] = None,
     batch_size: Annotated[int | None, Opt(help="Seeds per worker task")] = None,
     task_timeout: Annotated[float | None, Opt(help="Seconds before a worker task is killed")] = None,
+    max_rate: Annotated[float | None, Opt(help="Submit at most this many kernels per second (default: "
+                                               "unlimited), e.g. on a shared node")] = None,
     grace_period: Annotated[float | None, Opt(help="Seconds to commit the open shard after SIGTERM")] = None,
     log_format: Annotated[str | None, Opt(help="auto, json or console")] = None,
     metrics_port: Annotated[int | None, Opt(help="Serve Prometheus metrics on 127.0.0.1:PORT")] = None,
@@ -82,7 +84,8 @@ def run(
                                shard_records=shard_records, shard_bytes=shard_bytes, shard_age=shard_age,
                                validate_tiers=validate, keep_ptx=keep_ptx, state_dir=state_dir,
                                endpoint_url=endpoint_url,
-                               batch_size=batch_size, task_timeout=task_timeout, grace_period=grace_period,
+                               batch_size=batch_size, task_timeout=task_timeout, max_rate=max_rate,
+                               grace_period=grace_period,
                                log_format=log_format, metrics_port=metrics_port, metrics_host=metrics_host,
                                progress=progress)
     try:

@@ -50,6 +50,8 @@ class Settings(BaseSettings):
                                                     exclude=True)
     batch_size: int = Field(4, ge=1, le=1024)
     max_in_flight: int | None = Field(None, ge=1)
+    # Kernels (seeds) per second the submitter may hand to the pool; None: as fast as it goes.
+    max_rate: float | None = Field(None, gt=0, allow_inf_nan=False)
     task_timeout: float = Field(120.0, gt=0)
     worker_max_tasks: int = Field(500, ge=1)
     grace_period: float = Field(25.0, gt=0)

@@ -27,6 +27,7 @@ from stream.commitlog import Commit, Failure, commit_key, decode_commit, encode_
 from stream.config import Settings
 from stream.dedup import DedupIndex
 from stream.metrics import Metrics
+from stream.pacing import Pacer
 from stream.pool import WorkerPool
 from stream.resume import resume
 from synth.worker import Failed, WorkerSettings, init_worker, process_batch
@@ -149,9 +150,14 @@ class Producer:
     async def _submit(self, send: anyio.abc.ObjectSendStream) -> None:
         seed, batch = self.next_seed, self.s.batch_size
         limit = self.work.limit
+        pacer = Pacer(self.s.max_rate, burst=batch) if self.s.max_rate else None
+        if pacer is not None:
+            log.info("pacing submissions", max_rate=self.s.max_rate, burst=batch)
         async with send:
             while not self.stop.is_set() and (limit is None or seed < limit):
                 seeds = list(range(seed, seed + batch if limit is None else min(seed + batch, limit)))
+                if pacer is not None and not await self._paced(pacer, len(seeds)):
+                    return  # stopped while waiting for the rate budget
                 task = asyncio.ensure_future(self._timed(seeds))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
@@ -161,6 +167,14 @@ class Producer:
                     task.cancel()  # the consumer is done
                     return
                 seed += batch
+
+    async def _paced(self, pacer: Pacer, n: int) -> bool:
+        """Wait until ``--max-rate`` allows ``n`` more seeds; False if a stop came first."""
+        delay = pacer.reserve(n)
+        if delay > 0:
+            with anyio.move_on_after(delay):
+                await self.stop.wait()
+        return not self.stop.is_set()
 
     async def _timed(self, seeds: list[int]) -> list:
         started = time.monotonic()

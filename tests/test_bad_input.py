@@ -27,6 +27,8 @@ def _assert_clean_usage_error(proc, expect: str) -> None:  # noqa: ANN001
         (["--workers", "-1"], "workers"),
         (["--shard-bytes", "lots"], "shard_bytes"),
         (["--shard-records", "0"], "shard_records"),
+        (["--max-rate", "0"], "max_rate"),
+        (["--max-rate", "-2.5"], "max_rate"),
         (["--validate", "codegen,bogus"], "unknown tier"),
         (["--producer", "a/b"], "producer"),
         (["--config", "/nonexistent/jitsynth.toml"], "not found"),

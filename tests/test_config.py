@@ -55,3 +55,17 @@ def test_producer_ids_without_leading_zeros() -> None:
         load_settings({"producer": "07"})
     assert load_settings({"producer": "7"}).seed_start == 7 * SEED_STRIDE
     assert load_settings({"producer": "0"}).seed_start == 0
+
+
+def test_max_rate_from_flag_env_or_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings({}).max_rate is None  # unlimited by default
+    config = tmp_path / "c.toml"
+    config.write_text("max_rate = 0.5\n")
+    assert load_settings({}, config).max_rate == 0.5  # below one kernel per second is fine
+    monkeypatch.setenv("JITSYNTH_MAX_RATE", "12")
+    assert load_settings({}, config).max_rate == 12.0
+    assert load_settings({"max_rate": 3.5}, config).max_rate == 3.5
+    for bad in ("0", "-1", "nan", "inf"):
+        monkeypatch.setenv("JITSYNTH_MAX_RATE", bad)
+        with pytest.raises(ConfigError, match="max_rate"):
+            load_settings({})
