@@ -434,13 +434,17 @@ class ExprBuilder:
             text = self._cond(s, depth)
             if self.reads_data(text):
                 return text
+        numeric = [v for v in s.vars if v.type in ("float32", "int32")]
+        if numeric:
+            v = self.rng.choice(numeric)
+            return f"{v.name} {self.rng.choice(('<', '>', '<=', '>='))} {self.num(v.type)}"
         if s.ints:
             return f"{self.rng.choice(s.ints)} % {self.rng.randint(2, 5)} == {self.rng.randint(0, 1)}"
         return text
 
     def reads_data(self, text: str) -> bool:
         names = {n.id for n in ast.walk(ast.parse(text, mode="eval")) if isinstance(n, ast.Name)}
-        return bool(names - _NOT_DATA - set(self.structs))
+        return bool(names - _NOT_DATA - set(self.structs) - {h[0] for h in self.helpers})
 
     def _cond(self, s: Scope, depth: int) -> str:
         r = self.rng.random()

@@ -131,9 +131,11 @@ class _Builder(StatementBuilder):
                 t = "float32"
             params.append(f"{name}: {self.spell(t)}")
             scope.vars.append(Var(name, t, mutable=False))
+            self.unread[name] = None
         if self.structs and self.chance(0.8):
             params.append("params: Struct0")
             self.add_struct_fields("params", "Struct0", scope, mutable=False)
+            self.unread["params"] = None
         return params
 
     def loads(self, scope: Scope) -> list[str]:

@@ -263,11 +263,21 @@ def _used_names(nodes: Iterable[ast.AST]) -> set[str]:
 
 
 def prune(source: str, kernel_name: str, inplace: Iterable[str] = INPLACE) -> str:
-    """``source`` without dead code (see the module docstring); formatted by ast.unparse."""
-    tree = ast.parse(source)
+    """``source`` without dead code (see the module docstring); formatted by ast.unparse.
+    Dropping a helper parameter drops its arguments, which can make more code dead, so
+    the passes repeat until nothing changes."""
+    text = _format(ast.parse(source))
+    for _ in range(8):
+        pruned = _prune_once(ast.parse(text), kernel_name, set(inplace))
+        if pruned == text:
+            break
+        text = pruned
+    return text
+
+
+def _prune_once(tree: ast.Module, kernel_name: str, inplace: set[str]) -> str:
     funcs = [n for n in tree.body if _decorator(n) in ("func", "kernel")]
     void = {f.name for f in funcs if _decorator(f) == "func" and f.returns is None}
-    inplace = set(inplace)
     for fn in funcs:
         fn.body = _FunctionPruner(fn, void, inplace).run(fn.body) or [ast.Pass()]
     kernel = next(f for f in funcs if f.name == kernel_name)
@@ -279,8 +289,30 @@ def prune(source: str, kernel_name: str, inplace: Iterable[str] = INPLACE) -> st
         calls = {_call_name(c) for f in funcs if f.name in frontier for c in ast.walk(f) if isinstance(c, ast.Call)}
         frontier = {f.name for f in funcs if f.name in calls} - reached
     tree.body = [n for n in tree.body if not isinstance(n, ast.FunctionDef) or n.name in reached]
+    _drop_unused_helper_params(tree, [f for f in funcs if f.name in reached and f is not kernel])
     _prune_structs(tree)
     return _format(tree)
+
+
+def _drop_unused_helper_params(tree: ast.Module, helpers: list[ast.FunctionDef]) -> None:
+    """A parameter no overload of a helper reads goes, with the argument at every call."""
+    by_name: dict[str, list[ast.FunctionDef]] = {}
+    for fn in helpers:
+        by_name.setdefault(fn.name, []).append(fn)
+    for name, overloads in by_name.items():
+        if len(overloads) > 1:  # overloads differ by parameter types: dropping one could merge them
+            continue
+        fn = overloads[0]
+        unused = [k for k, a in enumerate(fn.args.args) if a.arg not in _used_names(fn.body)]
+        if len(unused) == len(fn.args.args):
+            unused = unused[1:]  # keep one: a call without arguments would read as a constant
+        if not unused:
+            continue
+        first_default = len(fn.args.args) - len(fn.args.defaults)
+        fn.args.defaults = [d for k, d in enumerate(fn.args.defaults, first_default) if k not in unused]
+        fn.args.args = [a for k, a in enumerate(fn.args.args) if k not in unused]
+        for call in (c for c in ast.walk(tree) if isinstance(c, ast.Call) and _call_name(c) == name):
+            call.args = [a for k, a in enumerate(call.args) if k not in unused]
 
 
 def _prune_structs(tree: ast.Module) -> None:

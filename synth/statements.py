@@ -170,7 +170,8 @@ class StatementBuilder(ExprBuilder):
                     ops.append(sig)
         if not ops:
             return f"{target} = {self.dynamic(t, self.expr(t, s, 1, target))}"
-        sig = self.rng.choice(ops)
+        name = self.pick_name(sorted({g.name for g in ops}))
+        sig = self.rng.choice([g for g in ops if g.name == name])
         value = self.arg(sig, sig.params[1][0], sig.arg_types[1], s, 1, (0, 1, 2))
         if sig.name == "mul" and TYPES[t].kind in ("mat", "smat") and TYPES[sig.arg_types[1]].shape:
             return f"{target} @= {value}"
@@ -253,14 +254,14 @@ class StatementBuilder(ExprBuilder):
         pad, var, trip = "    " * ind, self.fresh("i"), self.rng.randint(1, self.cfg.max_loop_trip)
         r = self.rng.random()
         # Literal bounds are unrolled by Warp (codegen cost x trip); the others stay loops.
-        if r < 0.16:
+        if r < 0.35:
             rng = f"range({trip})"
-        elif r < 0.22:
+        elif r < 0.41:
             start = self.rng.randint(0, 2)
             rng = f"range({start}, {start + trip * 2}, {self.rng.randint(1, 3)})"
-        elif r < 0.27:
+        elif r < 0.46:
             rng = f"range({trip + 1}, 0, -{self.rng.randint(1, 2)})"
-        elif r < 0.45 and s.ints:
+        elif r < 0.6 and s.ints:
             rng = f"range({self.rng.choice(s.ints)} % {self.rng.randint(2, 6)} + {self.rng.randint(0, 2)})"
         elif r < 0.8 and s.arrays:
             rng = f"range(wp.min({self.rng.choice(s.arrays).name}.shape[0], {trip + 2}))"
@@ -385,6 +386,7 @@ class StatementBuilder(ExprBuilder):
     def func_source(self, name: str, params: list[tuple[str, str, str | None]], returns: str) -> list[str]:
         scope = Scope(returns=returns)
         for p, t, _ in params:
+            self.unread[p] = None  # a helper's result should depend on its arguments
             if t in self.structs:
                 self.add_struct_fields(p, t, scope, mutable=False)
             else:

@@ -191,3 +191,24 @@ def test_config_from_toml_lists_matches_tuples() -> None:
     with pytest.raises(ValueError, match="unknown statement kinds"):
         GeneratorConfig(statement_weights={"goto": 1.0}).validate()
     GeneratorConfig().validate()
+
+
+def test_generated_kernels_are_race_free_and_live_by_an_independent_checker() -> None:
+    """The contracts of synth.generator, checked over thousands of seeds by synth.quality,
+    which reads only the source (tests/test_quality.py shows each of its rules can fail)."""
+    from synth.quality import check_kernel
+
+    seeds = range(20_000, 23_000)
+    assignments = dead = unused_param_kernels = constant = 0
+    for seed in seeds:
+        kernel = generate(seed)
+        q = check_kernel(kernel.source, kernel.kernel_name)
+        assert not q.race_violations, (seed, q.race_violations)
+        assert not q.uncalled_helpers and not q.unused_structs, (seed, q.uncalled_helpers, q.unused_structs)
+        assignments += q.assignments
+        dead += len(q.dead_assignments)
+        unused_param_kernels += bool(q.unused_kernel_params)
+        constant += bool(q.constant_conditions)
+    assert dead <= 0.03 * assignments, (dead, assignments)
+    assert unused_param_kernels <= 0.10 * len(seeds)
+    assert constant <= 0.002 * len(seeds)  # only where a helper turned out to ignore its data argument
