@@ -1,22 +1,24 @@
 """Fault tests: whatever happens, the committed dataset equals an uninterrupted run's.
 
 Each test runs the real CLI in subprocesses and checks commits and shard bytes against
-a reference run made without faults (same arguments)."""
+a reference run made without faults (same arguments). Faults fire on events (a commit
+file, metrics, open shard files), never after a sleep; ``--max-rate`` keeps each run in
+flight past its fault on any machine, and every test asserts the fault landed mid-run."""
 
 from __future__ import annotations
 
-import json
 import random
 import resource
 import shutil
 import signal
-import time
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import jitsynth, read_local_dataset
-from tests.faults import kill_group, run_until_done, snapshot, start, wait_for
+from tests.faults import (DUPLICATES, FAILURES, PROCESSED, RECORDS_COMMITTED, commit_path, commits,
+                          committed_records, free_port, kill_on_random_event, open_shards, reaped, run_until_done,
+                          scrape, snapshot, start, wait_event)
 
 COUNT, SHARD = 200, 20
 BASE = ["--count", str(COUNT), "--workers", "2", "--shard-records", str(SHARD), "--batch-size", "2"]
@@ -35,29 +37,21 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[dict], dic
     return commits, shards
 
 
-def test_sigkill_at_random_moments_then_resume_equals_uninterrupted(reference, tmp_path: Path) -> None:  # noqa: ANN001
+def test_sigkill_at_random_events_then_resume_equals_uninterrupted(reference, tmp_path: Path) -> None:  # noqa: ANN001
     out, state = tmp_path / "ds", tmp_path / "st"
     rng = random.Random(1234)
-    kills = attempts = 0
-    while kills < 6 and attempts < 40:
-        attempts += 1
-        proc = start(args_for(out, state), log=tmp_path / "run.log")
-        time.sleep(rng.uniform(0.5, 4.0))
-        if proc.poll() is not None:
-            # Finished before the kill (a fast machine): start the dataset over, so every
-            # counted kill lands in a run that still had work to do.
-            shutil.rmtree(out, ignore_errors=True)
-            continue
-        kill_group(proc)
-        kills += 1
-        if kills == 3:
+    kills = []
+    for n in range(6):
+        # 20 kernels/s: two shards (the margin each kill leaves) take > 1 s after its event.
+        kills.append(kill_on_random_event(args_for(out, state, "--max-rate", "20"), out, rng, COUNT, SHARD,
+                                          log=tmp_path / f"run-{n}.log"))
+        if n == 2:
             shutil.rmtree(state)  # lose the local cache as well once
     run_until_done(args_for(out, state))
-    assert kills >= 5
-    commits, shards = snapshot(out)
+    got_commits, got_shards = snapshot(out)
     ref_commits, ref_shards = reference
-    assert commits == ref_commits
-    assert shards == ref_shards  # byte-identical
+    assert got_commits == ref_commits, kills
+    assert got_shards == ref_shards, kills  # byte-identical
     assert jitsynth("verify", str(out)).returncode == 0
 
 
@@ -77,14 +71,22 @@ def test_sigterm_mid_shard_commits_the_open_shard_and_exits_0(reference, tmp_pat
     out, state = tmp_path / "ds", tmp_path / "st"
     args = ["run", "--out", str(out), "--state-dir", str(state), "--count", str(COUNT), "--workers", "2",
             "--shard-records", "80", "--batch-size", "2"]
-    proc = start(args, log=tmp_path / "run.log")
-    assert wait_for(lambda: any((out / "commits").rglob("*.json")) if (out / "commits").exists() else False, 120,
-                    interval=0.02)
-    time.sleep(0.4)  # a few records into the second shard (80 records take > 1 s on 2 workers)
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(60) == 0, (tmp_path / "run.log").read_text()[-2000:]
-    commits = [json.loads(p.read_bytes()) for p in sorted((out / "commits").rglob("*.json"))]
-    assert len(commits) >= 2 and commits[-1]["count"] < 80  # the open shard, committed early
+    port, log = free_port(), tmp_path / "run.log"
+    # 40 kernels/s: the 77 records shard 2 still lacks at the signal take > 1.5 s to submit.
+    proc = start([*args, "--max-rate", "40", "--metrics-port", str(port)], log=log)
+
+    def shard_2_has_3_records() -> bool:  # commit 0 done; 3 records of the second shard in the open shard
+        m = scrape(port)
+        committed = m.get(RECORDS_COMMITTED, 0)
+        return committed >= 80 and m[PROCESSED] - m[FAILURES] - m[DUPLICATES] - committed >= 3
+
+    with reaped(proc):
+        wait_event(proc, shard_2_has_3_records, "commit 0 and 3 records of shard 2", log=log)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 0, log.read_text()[-2000:]
+    done = commits(out)
+    assert [c["count"] for c in done][:1] == [80] and len(done) == 2, [c["count"] for c in done]
+    assert 3 <= done[1]["count"] < 80  # the open shard, committed early
     run_until_done(args)
     _, records = read_local_dataset(out)
     # Shard boundaries differ from the reference, the record sequence does not.
@@ -93,16 +95,28 @@ def test_sigterm_mid_shard_commits_the_open_shard_and_exits_0(reference, tmp_pat
 
 def test_two_producers_with_one_id_are_fenced(tmp_path: Path) -> None:
     out = tmp_path / "ds"
-    common = ["run", "--out", str(out), "--producer", "same", "--count", "80", "--workers", "1",
-              "--shard-records", "10", "--batch-size", "2"]
+    # 1 kernel/s: a shard of 10 records takes >= 8 s, so both producers write shard 0 at once.
+    common = ["run", "--out", str(out), "--producer", "same", "--count", "10", "--workers", "1",
+              "--shard-records", "10", "--batch-size", "2", "--max-rate", "1"]
     a = start([*common, "--state-dir", str(tmp_path / "a"), "--seed-start", "0"], log=tmp_path / "a.log")
     b = start([*common, "--state-dir", str(tmp_path / "b"), "--seed-start", "500000"], log=tmp_path / "b.log")
-    codes = (a.wait(300), b.wait(300))
+    commit = commit_path(out, 0, "same")
+
+    def both_writing() -> bool:
+        if commit.exists():
+            raise AssertionError("precondition: a producer committed shard 0 before the other one started "
+                                 "writing it; the producers did not overlap (lower --max-rate)")
+        return len(open_shards(out, 0, "same")) == 2
+
+    with reaped(a, b):
+        wait_event([a, b], both_writing, "both producers writing shard 0")
+        codes = (a.wait(300), b.wait(300))
     logs = (tmp_path / "a.log").read_text() + (tmp_path / "b.log").read_text()
-    assert 1 in codes, logs[-3000:]
+    assert sorted(codes) == [0, 1], logs[-3000:]  # the first commit wins, the other producer is fenced
     assert "another producer is writing with the same id" in logs and "'same'" in logs
     # Whatever was committed is intact: every commit matches its shard.
     assert jitsynth("verify", str(out)).returncode == 0
+    assert committed_records(out, "same") == 10
 
 
 def test_worker_segfault_and_hang_are_recorded_failures(tmp_path: Path) -> None:
@@ -124,7 +138,9 @@ def test_worker_segfault_and_hang_are_recorded_failures(tmp_path: Path) -> None:
 
 def test_full_disk_stops_cleanly_and_resumes(reference, tmp_path: Path) -> None:  # noqa: ANN001
     out, state = tmp_path / "ds", tmp_path / "st"
-    limit = 200_000  # 200 KB per file: 100 records (~6 KB each compressed) cannot be stored
+    # Half the stored size of the reference's first 100 records per file: their shard cannot be
+    # stored, whatever the generator's record size (a constant went stale when records shrank).
+    limit = sum(c["bytes"] for c in reference[0][:5]) // 2
 
     def small_disk() -> None:
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
@@ -144,11 +160,14 @@ def test_full_disk_stops_cleanly_and_resumes(reference, tmp_path: Path) -> None:
 
 
 def test_incomplete_exit_code_after_sigterm(tmp_path: Path) -> None:
-    out = tmp_path / "ds"
-    args = ["run", "--out", str(out), "--state-dir", str(tmp_path / "st"), "--count", "400", "--workers", "1",
-            "--shard-records", "10", "--batch-size", "2"]
-    proc = start(args, env={"JITSYNTH_INCOMPLETE_EXIT_CODE": "3"}, log=tmp_path / "run.log")
-    assert wait_for(lambda: (out / "commits").exists() and any((out / "commits").rglob("*.json")), 120)
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(60) == 3, (tmp_path / "run.log").read_text()[-2000:]
+    out, log = tmp_path / "ds", tmp_path / "run.log"
+    # 10 kernels/s: after commit 0, the other 30 records take > 2 s.
+    args = ["run", "--out", str(out), "--state-dir", str(tmp_path / "st"), "--count", "40", "--workers", "1",
+            "--shard-records", "10", "--batch-size", "2", "--max-rate", "10"]
+    proc = start(args, env={"JITSYNTH_INCOMPLETE_EXIT_CODE": "3"}, log=log)
+    with reaped(proc):
+        wait_event(proc, lambda: commit_path(out, 0).exists(), "commit 0", log=log)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 3, log.read_text()[-2000:]
+    assert committed_records(out) < 40
     assert jitsynth("verify", str(out)).returncode == 0

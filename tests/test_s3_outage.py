@@ -1,10 +1,12 @@
 """The S3 server goes away for 30+ seconds mid-run and comes back (same data directory,
-same ports): the run completes with nothing lost, and memory stays bounded meanwhile."""
+same ports): the run completes with nothing lost, and memory stays bounded meanwhile.
+The server stops on an event (the fifth commit), and ``--max-rate`` keeps the run going
+well past it on any machine."""
 
 from __future__ import annotations
 
 import json
-import time
+import threading
 from pathlib import Path
 
 import psutil
@@ -12,9 +14,11 @@ import pytest
 
 from sinks.seaweed import SeaweedServer
 from tests.conftest import ACCESS_KEY, SECRET_KEY, jitsynth
-from tests.faults import start, wait_for
+from tests.faults import log_events, reaped, start, wait_event, wait_for
 
-COUNT = 300
+COUNT, SHARD = 300, 20
+OUTAGE_AT = 5  # commits before the server stops
+OUTAGE_S = 32.0
 
 
 @pytest.fixture()
@@ -29,44 +33,65 @@ def _env(server: SeaweedServer) -> dict[str, str]:
             "AWS_ENDPOINT_URL": server.endpoint}
 
 
-def _commits(server: SeaweedServer) -> int:
-    import boto3
+class PeakRss:
+    """Samples a process's RSS in a thread; ``peak()`` gives the highest value since the last call."""
 
-    client = boto3.client("s3", endpoint_url=server.endpoint, aws_access_key_id=ACCESS_KEY,
-                          aws_secret_access_key=SECRET_KEY, region_name="us-east-1")
-    try:
-        return client.list_objects_v2(Bucket="outage", Prefix="ds/commits/").get("KeyCount", 0)
-    except Exception:  # noqa: BLE001 - server down
-        return 0
+    def __init__(self, pid: int, interval: float = 0.1) -> None:
+        self.process, self.interval = psutil.Process(pid), interval
+        self._peak, self._lock, self._done = 0, threading.Lock(), threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._done.wait(self.interval):
+            try:
+                rss = self.process.memory_info().rss
+            except psutil.Error:
+                return
+            with self._lock:
+                self._peak = max(self._peak, rss)
+
+    def peak(self) -> int:
+        with self._lock:
+            peak, self._peak = self._peak, 0
+        return peak
+
+    def close(self) -> None:
+        self._done.set()
+        self._thread.join()
 
 
 def test_outage_of_30s_loses_nothing_and_memory_stays_flat(own_server: SeaweedServer, tmp_path: Path) -> None:
-    args = ["run", "--out", "s3://outage/ds", "--state-dir", str(tmp_path / "st"), "--count", str(COUNT),
-            "--workers", "2", "--shard-records", "20", "--batch-size", "2"]
+    common = ["--count", str(COUNT), "--workers", "2", "--shard-records", str(SHARD), "--batch-size", "2"]
+    args = ["run", "--out", "s3://outage/ds", "--state-dir", str(tmp_path / "st"), *common]
     log = tmp_path / "run.log"
-    proc = start(args, env=_env(own_server), log=log)
-    main = psutil.Process(proc.pid)
-    assert wait_for(lambda: _commits(own_server) >= 2, 120), log.read_text()[-2000:]
-
-    def sample(seconds: float) -> int:
-        peak, end = 0, time.monotonic() + seconds
-        while time.monotonic() < end:
-            peak = max(peak, main.memory_info().rss)
-            time.sleep(0.2)
-        return peak
-
-    normal = sample(3.0)
-    before = _commits(own_server)
-    own_server.stop()
-    during = sample(32.0)
-    assert proc.poll() is None, "the producer must wait out the outage, not exit"
-    own_server.start()
-    assert proc.wait(300) == 0, log.read_text()[-3000:]
-    text = log.read_text()
-    assert "s3 retry" in text
-    print(f"main-process peak RSS: normal {normal / 2**20:.1f} MiB, during outage {during / 2**20:.1f} MiB")
+    # 20 kernels/s: the 200 records left at the event take > 9 s, far longer than stopping the
+    # server (~2.5 s here), so the run cannot end before the outage.
+    proc = start([*args, "--max-rate", "20", "--log-format", "json"], env=_env(own_server), log=log)
+    rss = None
+    with reaped(proc):
+        try:
+            wait_event(proc, lambda: len(log_events(log, "committed")) >= 1, "commit 0", log=log)
+            rss = PeakRss(proc.pid)  # the baseline: steady state, from commit 0 to the outage
+            wait_event(proc, lambda: len(log_events(log, "committed")) >= OUTAGE_AT, f"commit {OUTAGE_AT - 1}",
+                       log=log)
+            own_server.stop()  # the fault, right on the event
+            committed_at_outage = log_events(log, "committed")[-1]["total"]
+            running_at_outage = proc.poll() is None
+            normal = rss.peak()
+            assert running_at_outage and committed_at_outage < COUNT, "the outage must start mid-run"
+            assert not wait_for(lambda: proc.poll() is not None, OUTAGE_S), "the producer must wait out the outage"
+            during = rss.peak()
+        finally:
+            if rss is not None:
+                rss.close()
+        own_server.start()
+        assert proc.wait(300) == 0, log.read_text()[-3000:]
+    assert "s3 retry" in log.read_text()
+    assert log_events(log, "committed")[-1]["total"] == COUNT
+    print(f"outage from {committed_at_outage}/{COUNT} records committed; main-process peak RSS: "
+          f"normal {normal / 2**20:.1f} MiB, during outage {during / 2**20:.1f} MiB")
     assert during <= normal * 1.2, (normal, during)
-    assert before < COUNT // 20
 
     verify = jitsynth("verify", "s3://outage/ds", env=_env(own_server))
     assert verify.returncode == 0, verify.stdout
@@ -74,8 +99,6 @@ def test_outage_of_30s_loses_nothing_and_memory_stays_flat(own_server: SeaweedSe
     ids = [json.loads(line)["id"] for line in read.stdout.splitlines()]
     assert len(ids) == COUNT == len(set(ids))
     # Same records, same order, as an uninterrupted local run of the same seeds.
-    local = jitsynth("run", "--out", str(tmp_path / "ref"), "--state-dir", str(tmp_path / "refst"),
-                     *args[5:], check=True)
-    assert local.returncode == 0
+    jitsynth("run", "--out", str(tmp_path / "ref"), "--state-dir", str(tmp_path / "refst"), *common, check=True)
     ref = jitsynth("read", str(tmp_path / "ref"), check=True)
     assert ids == [json.loads(line)["id"] for line in ref.stdout.splitlines()]
