@@ -2,11 +2,15 @@
 
 ``real_profile.json`` beside this module holds, for every builtin, the share of real
 kernels that use it (``metadata.builtins`` as ``synth.metadata.analyse`` computes it),
-measured on datasets made with ``jitsynth ingest`` (Warp's own examples and tests). The
-generator draws a builtin with weight ``share + FLOOR``: common operations dominate as
-they do in real code, and the floor keeps every builtin it can emit in reach (coverage).
+measured on datasets made with ``jitsynth ingest`` (Warp's own examples and tests), and
+the draw ``weights`` fitted to those shares: many builtins also come from structure
+(guards, index wrapping, loop bounds), so drawing each with its real share would still
+over- or under-shoot. ``fit`` generates kernels, compares each builtin's share with the
+real one and scales its weight towards it (a damped multiplicative update, a few rounds).
+Every weight stays >= ``MIN_WEIGHT``, which keeps every builtin the generator can emit
+in reach (coverage).
 
-Regenerate after a Warp upgrade or a change to metadata:
+Regenerate after a Warp upgrade, a generator change or a change to metadata:
 
     jitsynth ingest warp.examples warp.tests --out ./real
     python -m synth.calibration ./real
@@ -21,20 +25,31 @@ from functools import lru_cache
 from pathlib import Path
 
 PROFILE = Path(__file__).with_name("real_profile.json")
-FLOOR = 0.01  # a builtin real code never uses still gets this weight
+FLOOR = 0.01  # a builtin real code never uses starts with this weight
+MIN_WEIGHT = 0.001  # what fitting may lower a weight to: rare, never unreachable
 
 
 @lru_cache(maxsize=1)
+def _profile() -> dict:
+    return json.loads(PROFILE.read_text())
+
+
 def real_shares() -> dict[str, float]:
-    return json.loads(PROFILE.read_text())["builtins"]
+    return _profile()["builtins"]
+
+
+_fitting: dict[str, float] | None = None  # weights under trial while ``fit`` runs
 
 
 def builtin_weight(name: str) -> float:
+    weights = _fitting if _fitting is not None else _profile().get("weights", {})
+    if name in weights:
+        return weights[name]
     return real_shares().get(name, 0.0) + FLOOR
 
 
 def profile(urls: list[str]) -> dict:
-    """The profile of the real records at ``urls`` (metadata recomputed from the source,
+    """The shares of the real records at ``urls`` (metadata recomputed from the source,
     so records ingested by an older metadata version count the same way)."""
     from sinks.reader import iter_records
     from synth.metadata import analyse
@@ -49,10 +64,39 @@ def profile(urls: list[str]) -> dict:
     return {"kernels": kernels, "sources": "jitsynth ingest warp.examples warp.tests", "builtins": shares}
 
 
+def generated_shares(seeds: int) -> dict[str, float]:
+    from synth.generator import generate
+    from synth.metadata import analyse
+
+    used: Counter[str] = Counter()
+    for seed in range(seeds):
+        kernel = generate(seed)
+        used.update(analyse(kernel.source, kernel.kernel_name).builtins)
+    return {name: n / seeds for name, n in used.items()}
+
+
+def fit(shares: dict[str, float], rounds: int = 6, seeds: int = 1500, damping: float = 0.7) -> dict[str, float]:
+    """Draw weights whose generated shares approach ``shares`` (see the module docstring)."""
+    global _fitting
+    weights = {name: share + FLOOR for name, share in shares.items()}
+    try:
+        for _ in range(rounds):
+            _fitting = weights
+            got = generated_shares(seeds)
+            for name in sorted(set(got) | set(shares)):
+                ratio = (shares.get(name, 0.0) + 0.002) / (got.get(name, 0.0) + 0.002)
+                weights[name] = min(50.0, max(MIN_WEIGHT, builtin_weight(name) * ratio ** damping))
+    finally:
+        _fitting = None
+    return {name: round(w, 5) for name, w in sorted(weights.items())}
+
+
 def main(argv: list[str]) -> None:
     if not argv:
         raise SystemExit("usage: python -m synth.calibration DATASET_URL...")
-    PROFILE.write_text(json.dumps(profile(argv), indent=1, sort_keys=True) + "\n")
+    data = profile(argv)
+    data["weights"] = fit(data["builtins"])
+    PROFILE.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
 
 
 if __name__ == "__main__":
