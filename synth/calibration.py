@@ -24,6 +24,9 @@ from collections import Counter
 from functools import lru_cache
 from pathlib import Path
 
+import structlog
+
+log = structlog.get_logger("jitsynth.calibration")
 PROFILE = Path(__file__).with_name("real_profile.json")
 FLOOR = 0.01  # a builtin real code never uses starts with this weight
 MIN_WEIGHT = 0.001  # what fitting may lower a weight to: rare, never unreachable
@@ -75,20 +78,29 @@ def generated_shares(seeds: int) -> dict[str, float]:
     return {name: n / seeds for name, n in used.items()}
 
 
-def fit(shares: dict[str, float], rounds: int = 6, seeds: int = 1500, damping: float = 0.7) -> dict[str, float]:
-    """Draw weights whose generated shares approach ``shares`` (see the module docstring)."""
+def fit(shares: dict[str, float], rounds: int = 8, seeds: int = 1500, damping: float = 0.5) -> dict[str, float]:
+    """Draw weights whose generated shares approach ``shares`` (see the module docstring).
+    Choices interact (a builtin drawn more often crowds out others), so the update can
+    overshoot: every round is scored by the builtin JSD and the best round's weights win."""
+    from synth.realism import jsd
+
     global _fitting
     weights = {name: share + FLOOR for name, share in shares.items()}
+    best: tuple[float, dict[str, float]] = (float("inf"), dict(weights))
     try:
-        for _ in range(rounds):
+        for n in range(rounds):
             _fitting = weights
             got = generated_shares(seeds)
+            score = jsd(got, shares)
+            log.info("calibration round", round=n, jsd=round(score, 4))
+            if score < best[0]:
+                best = (score, dict(weights))
             for name in sorted(set(got) | set(shares)):
                 ratio = (shares.get(name, 0.0) + 0.002) / (got.get(name, 0.0) + 0.002)
                 weights[name] = min(50.0, max(MIN_WEIGHT, builtin_weight(name) * ratio ** damping))
     finally:
         _fitting = None
-    return {name: round(w, 5) for name, w in sorted(weights.items())}
+    return {name: round(w, 5) for name, w in sorted(best[1].items())}
 
 
 def main(argv: list[str]) -> None:
@@ -100,4 +112,8 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    # Run as ``python -m``, this file is ``__main__``, a second copy of the module: the
+    # generator reads the weights under trial from ``synth.calibration``, so fit there.
+    from synth.calibration import main as _main
+
+    _main(sys.argv[1:])

@@ -60,7 +60,7 @@ TYPES: dict[str, TypeInfo] = {t.name: t for t in (
     _t("uint8", "wp.uint8", "uint", "uint8", (), 0.2),
     _t("bool", "bool", "bool", "bool", (), 0.5),
     _t("vec2f", "wp.vec2", "vec", "float32", (2,), 1.5),
-    _t("vec3f", "wp.vec3", "vec", "float32", (3,), 5.0),
+    _t("vec3f", "wp.vec3", "vec", "float32", (3,), 2.5),
     _t("vec4f", "wp.vec4", "vec", "float32", (4,), 0.6),
     _t("vec2d", "wp.vec2d", "vec", "float64", (2,), 0.15),
     _t("vec3d", "wp.vec3d", "vec", "float64", (3,), 0.3),

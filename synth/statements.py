@@ -216,7 +216,7 @@ class StatementBuilder(ExprBuilder):
         target = f"{a.name}[{a.own}]"
         stored = a.name in self.stored
         self.stored.add(a.name)
-        if self.chance(0.8 if stored else 0.1):
+        if self.chance(0.6 if stored else 0.1):
             return self.aug(target, a.dtype, s)
         return f"{target} = {self.expr(a.dtype, s, 0, target)}"
 
