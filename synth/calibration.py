@@ -37,6 +37,14 @@ def _profile() -> dict:
     return json.loads(PROFILE.read_text())
 
 
+@lru_cache(maxsize=1)
+def profile_digest() -> str:
+    """Part of every generator config hash (synth.config)."""
+    import blake3
+
+    return blake3.blake3(PROFILE.read_bytes()).hexdigest(length=8)
+
+
 def real_shares() -> dict[str, float]:
     return _profile()["builtins"]
 

@@ -96,5 +96,9 @@ class GeneratorConfig:
 
     @property
     def config_hash(self) -> str:
-        payload = f"{GENERATOR_NAME}/{GENERATOR_VERSION}/{self.to_json()}"
+        # The calibrated builtin weights shape the output as much as the knobs do: a new
+        # profile is a new generator (a dataset of the old one refuses to resume).
+        from synth.calibration import profile_digest
+
+        payload = f"{GENERATOR_NAME}/{GENERATOR_VERSION}/{profile_digest()}/{self.to_json()}"
         return blake3.blake3(payload.encode()).hexdigest(length=8)
