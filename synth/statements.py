@@ -42,6 +42,10 @@ def accumulator_classes(dtype: str) -> list[tuple[str, ...]]:
     return [_ADD_SUB, *[(op,) for op in ("atomic_min", "atomic_max", *_BIT_ATOMICS) if op in ops]]
 
 
+# A value that computes nothing: a name, a field, an element, a literal.
+_BARE = re.compile(r"^-?[\w.]+(\[[\w ,]+\])?$")
+
+
 def _is_constant(value: str) -> bool:
     """True for literal-only expressions (no name, call or attribute), which Warp treats
     as compile-time constants and then refuses to let a dynamic loop mutate."""
@@ -218,7 +222,10 @@ class StatementBuilder(ExprBuilder):
         self.stored.add(a.name)
         if self.chance(0.6 if stored else 0.1):
             return self.aug(target, a.dtype, s)
-        return f"{target} = {self.expr(a.dtype, s, 0, target)}"
+        value = self.expr(a.dtype, s, 0, target)
+        if _BARE.match(value) or not self.reads_data(value):  # a store computes something from data
+            value = self.operator(a.dtype, s, 1) or self.builtin(a.dtype, s, 1) or value
+        return f"{target} = {value}"
 
     def st_atomic(self, s: Scope, ind: int, depth: int) -> list[str]:
         """An atomic on an accumulator (its class, any element, result unused) or on the
