@@ -12,12 +12,13 @@ iterated in insertion order, so output is a pure function of the seed.
 
 from __future__ import annotations
 
-import ast
 import random
 from dataclasses import dataclass, field
 
 from synth.calibration import builtin_weight
+from synth.conditions import Conditions
 from synth.config import GeneratorConfig
+from synth.guards import GuardedArguments
 from synth.signatures import GUARDS, OPERATOR_SYNTAX, TYPES, UNARY_SYNTAX, Signature, prepare, table
 
 # Valid Euler axis sequences for quat_from_euler / quat_to_euler (i != j, j != k).
@@ -25,8 +26,6 @@ _EULER = ((0, 1, 2), (0, 2, 1), (1, 0, 2), (1, 2, 0), (2, 0, 1), (2, 1, 0),
           (0, 1, 0), (0, 2, 0), (1, 0, 1), (1, 2, 1), (2, 0, 2), (2, 1, 2))
 _AXES = "xyzw"
 _ROW = {"mat22f": "vec2f", "mat33f": "vec3f", "mat44f": "vec4f", "mat33d": "vec3d"}
-# Names in generated code that are not data: the module, Python builtins Warp maps.
-_NOT_DATA = frozenset({"wp", "float", "int", "bool", "len", "abs", "min", "max", "range", "reversed", "round"})
 _SAME_SIZE = (("float32", "int32", "uint32"), ("float64", "int64", "uint64"), ("float16", "int16", "uint16"))
 
 
@@ -71,7 +70,7 @@ class Scope:
         return [v for v in self.vars if v.type == t]
 
 
-class ExprBuilder:
+class ExprBuilder(GuardedArguments, Conditions):
     def __init__(self, seed: int, cfg: GeneratorConfig) -> None:
         self.rng = random.Random(seed)
         self.cfg = cfg
@@ -192,15 +191,6 @@ class ExprBuilder:
                     return f"{info.spelling}({self.rng.choice(scalars)})"
         return self.lit(t)
 
-    def operand(self, t: str, s: Scope, depth: int) -> str:
-        """The left side of a comparison: data when there is any, so tests are not
-        between two literals."""
-        data = [v.name for v in s.of_type(t)] + [f"{a.name}[{self.index(a, s)}]" for a in self.readable_arrays(t, s)]
-        if data and self.chance(0.8):
-            return self.consume(data)
-        return self.expr(t, s, depth)
-
-    # -- expressions -------------------------------------------------------------------------
     def expr(self, t: str, s: Scope, depth: int = 0, avoid: str = "") -> str:
         """An expression of type ``t``; ``avoid`` is an assignment's target, which must
         not come back as the whole value (``x = x``)."""
@@ -282,50 +272,6 @@ class ExprBuilder:
         if guard is None and TYPES[t].kind in ("int", "uint") and sig.group not in ("operator", "scalar", "utility"):
             guard = "count"  # an int parameter of unknown meaning: a small positive literal
         return self.guarded(guard, t, s, depth, euler) if guard else self.expr(t, s, depth)
-
-    def guarded(self, guard: str, t: str, s: Scope, depth: int, euler: tuple[int, int, int]) -> str:
-        e = lambda: self.expr(t, s, depth)  # noqa: E731
-        info = TYPES[t]
-        if guard.startswith("axis"):
-            return str(euler[int(guard[-1])])
-        if guard in ("shift", "count", "period"):
-            return self.num(t, 1, 5) if info.kind != "vec" else self.lit(t)
-        if guard in ("low", "high", "rate"):
-            lo = {"low": -6, "high": 7, "rate": 1}[guard]
-            return self.num(t, max(lo, 0) if info.kind == "uint" else lo, lo + 5)
-        if guard in ("spd", "separated"):
-            return self.wellposed(guard, t, s)
-        if info.kind != "float":
-            if guard == "divisor" and info.kind in ("int", "uint"):
-                return self.num(t, 1, 5) if self.chance(0.8) else f"wp.max({e()}, {self.num(t, 1, 1)})"
-            if guard == "divisor" and info.scalar not in ("float32", "float64", "float16"):
-                return f"{self.spell(t)}({', '.join(str(self.rng.randint(1, 5)) for _ in range(info.shape[0]))})"
-            return e()
-        c = lambda v: v if t == "float32" else f"{info.spelling}({v})"  # noqa: E731
-        if guard == "nonneg":
-            return f"wp.abs({e()})"
-        if guard == "positive":
-            return f"(wp.abs({e()}) + {c('0.5')})" if self.chance(0.3) else f"wp.max({e()}, {c('0.01')})"
-        if guard in ("unit", "unit_open", "two_open"):
-            lo, hi = {"unit": ("-1.0", "1.0"), "unit_open": ("-0.99", "0.99"), "two_open": ("0.01", "1.99")}[guard]
-            return f"wp.clamp({e()}, {c(lo)}, {c(hi)})"
-        if guard == "bounded":
-            return f"wp.clamp({e()}, {c('-8.0')}, {c('8.0')})" if self.chance(0.5) else f"wp.min({e()}, {c('8.0')})"
-        if guard == "divisor":
-            return self.num(t, 0.5, 4.0) if self.chance(0.75) else f"(wp.abs({e()}) + {c('1.0')})"
-        return e()
-
-    def wellposed(self, guard: str, t: str, s: Scope) -> str:
-        """``m @ m^T + I`` (symmetric positive definite, eigenvalues >= 1) or a diagonal with
-        eigenvalues 3 apart plus a symmetric part of norm <= 1 (Weyl: they stay apart)."""
-        info, m = TYPES[t], self.leaf(t, s)
-        n, dtype = info.shape[0], TYPES[info.scalar].spelling
-        if guard == "spd":
-            return f"({m} @ wp.transpose({m}) + wp.identity(n={n}, dtype={dtype}))"
-        vec = f"wp.vec{n}{'d' if info.scalar == 'float64' else ''}"
-        one = "1.0" if info.scalar == "float32" else f"{dtype}(1.0)"
-        diag = ", ".join(("2.0", "5.0", "8.0")[:n])
-        return f"(wp.diag({vec}({diag})) + ({m} + wp.transpose({m})) / (wp.ddot({m}, {m}) + {one}))"
 
     def operator(self, t: str, s: Scope, depth: int) -> str | None:
         name = self.pick_name(self.prep.ops[t])
@@ -426,46 +372,3 @@ class ExprBuilder:
                 return (f"wp.transform_compose({self.expr('vec3f', s, depth)}, {self.expr('quatf', s, depth)}, "
                         f"{self.expr('vec3f', s, depth)})")
         return None
-
-    def cond(self, s: Scope, depth: int = 1) -> str:
-        """A condition that reads data: one the generator could evaluate itself (only
-        literals) would be a constant branch, dead code in disguise."""
-        for _ in range(4):
-            text = self._cond(s, depth)
-            if self.reads_data(text):
-                return text
-        numeric = [v for v in s.vars if v.type in ("float32", "int32")]
-        if numeric:
-            v = self.rng.choice(numeric)
-            return f"{v.name} {self.rng.choice(('<', '>', '<=', '>='))} {self.num(v.type)}"
-        if s.ints:
-            return f"{self.rng.choice(s.ints)} % {self.rng.randint(2, 5)} == {self.rng.randint(0, 1)}"
-        return text
-
-    def reads_data(self, text: str) -> bool:
-        names = {n.id for n in ast.walk(ast.parse(text, mode="eval")) if isinstance(n, ast.Name)}
-        return bool(names - _NOT_DATA - set(self.structs) - {h[0] for h in self.helpers})
-
-    def _cond(self, s: Scope, depth: int) -> str:
-        r = self.rng.random()
-        if r < 0.05 and s.ints:
-            return f"{self.rng.choice(s.ints)} % {self.rng.randint(2, 5)} == {self.rng.randint(0, 1)}"
-        if r < 0.13 and depth < self.cfg.max_depth:
-            joiner = self.rng.choice((" and ", " or "))
-            return f"({self.cond(s, depth + 1)}{joiner}{self.cond(s, depth + 1)})"
-        if r < 0.15 and depth < self.cfg.max_depth:
-            return f"not ({self.cond(s, depth + 1)})"
-        if r < 0.22:
-            b = s.of_type("bool")
-            if b:
-                return self.rng.choice(b).name
-            return self.builtin("bool", s, depth) or "True"
-        numeric = [x for x in self.types if TYPES[x].kind in ("float", "int")]
-        t = "float32" if self.chance(0.7) else self.rng.choice(numeric)
-        if self.chance(0.05):  # a range test: lo < x < hi
-            return f"{self.num(t, -3, 0)} < {self.operand(t, s, depth)} < {self.num(t, 0.5, 3)}"
-        op = self.rng.choice(("<", ">", "<=", ">=", "==", "!="))
-        if TYPES[t].kind == "float" and op in ("==", "!="):
-            op = "<"
-        left = self.operand(t, s, depth)
-        return f"{left} {op} {self.expr(t, s, depth, left)}"
