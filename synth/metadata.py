@@ -14,6 +14,7 @@ import ast
 import re
 from dataclasses import dataclass
 
+from synth.modinfo import decorator_name, wp_call
 from synth.signatures import BINOP_BUILTINS, UNARY_BUILTINS
 
 
@@ -38,23 +39,8 @@ _TYPE_FEATURES = (
     (re.compile(r"^(rand\w*|randn|noise|pnoise|curlnoise|sample_\w+|poisson)$"), "random"),
     (re.compile(r"^atomic_\w+$"), "atomics"),
 )
-_PYTHON_BUILTINS = {"float", "int", "bool", "len", "abs", "min", "max", "print", "range", "reversed", "round"}
 _ANNOTATION_ONLY = re.compile(r"^array(\dd)?$")
 _LOWERED = frozenset({"kernel", "func", "func_grad", "func_replay"})
-
-
-def _decorator_name(node: ast.expr) -> str:
-    target = node.func if isinstance(node, ast.Call) else node
-    return target.attr if isinstance(target, ast.Attribute) else getattr(target, "id", "")
-
-
-def _call_name(node: ast.Call) -> str | None:
-    func = node.func
-    if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id == "wp":
-        return func.attr
-    if isinstance(func, ast.Name) and func.id in _PYTHON_BUILTINS:
-        return func.id
-    return None
 
 
 class _Walker(ast.NodeVisitor):
@@ -66,7 +52,7 @@ class _Walker(ast.NodeVisitor):
         self.in_func = 0  # depth of @wp.kernel / @wp.func bodies being visited
 
     def visit_FunctionDef(self, node: ast.FunctionDef) -> None:
-        decorators = {_decorator_name(d) for d in node.decorator_list}
+        decorators = {decorator_name(d) for d in node.decorator_list}
         if "func" in decorators:
             self.features.add("funcs")
             self.funcs[node.name] = self.funcs.get(node.name, 0) + 1
@@ -81,7 +67,7 @@ class _Walker(ast.NodeVisitor):
         self.in_func -= lowered
 
     def visit_ClassDef(self, node: ast.ClassDef) -> None:
-        if "struct" in {_decorator_name(d) for d in node.decorator_list}:
+        if "struct" in {decorator_name(d) for d in node.decorator_list}:
             self.features.add("structs")
         self.generic_visit(node)
 
@@ -149,7 +135,7 @@ class _Walker(ast.NodeVisitor):
             self.builtins.add(name)
 
     def visit_Call(self, node: ast.Call) -> None:
-        name = _call_name(node)
+        name = wp_call(node)
         if name and self.in_func and not _ANNOTATION_ONLY.match(name):
             self.builtins.add(name)
             if name in ("where", "select"):

@@ -25,6 +25,8 @@ import ast
 import copy
 from collections.abc import Iterable
 
+from synth.modinfo import decorator_name
+
 _OUTPUT_CALLS = frozenset({"print", "printf", "expect_eq", "expect_neq", "expect_near"})
 # Builtins that update their first argument in place (tests/test_prune.py checks this
 # against the void builtins of Warp's registry that the generator uses).
@@ -253,9 +255,7 @@ def _negate(test: ast.expr) -> ast.expr:
 def _decorator(node: ast.AST) -> str:
     if not isinstance(node, (ast.FunctionDef, ast.ClassDef)) or not node.decorator_list:
         return ""
-    dec = node.decorator_list[0]
-    dec = dec.func if isinstance(dec, ast.Call) else dec
-    return dec.attr if isinstance(dec, ast.Attribute) else getattr(dec, "id", "")
+    return decorator_name(node.decorator_list[0])
 
 
 def _used_names(nodes: Iterable[ast.AST]) -> set[str]:
