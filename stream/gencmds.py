@@ -33,6 +33,9 @@ def _summary(rep: dict[str, Any]) -> str:
     for group, c in rep["coverage"].items():
         missing = f"  missing: {', '.join(c['missing'])}" if c["missing"] else ""
         lines.append(f"  {group:<15} {c['covered']:>3}/{c['documented']:<3} = {c['rate']:.0%}{missing}")
+    if rep.get("coverage_all"):
+        c = rep["coverage_all"]
+        lines.append(f"  {'all groups':<15} {c['covered']:>3}/{c['documented']:<3} = {c['rate']:.1%}")
     loc = rep["loc"]
     lines.append(f"LOC min {loc['min']}  median {loc['median']}  max {loc['max']}")
     peak = max(loc["histogram"].values(), default=1)
@@ -117,6 +120,7 @@ def report(
     validate: Annotated[str | None, Opt(help="Tiers to run on the generated kernels: "
                                              "codegen,ptx,cpu-compile,execute")] = None,
     endpoint_url: Annotated[str | None, Opt(help="S3 endpoint for --against (or $AWS_ENDPOINT_URL)")] = None,
+    family: Annotated[str | None, Opt(help="Only this kernel family (plain, tile, geometry, volume, lang)")] = None,
 ) -> None:
     """Generator report: validity, distinct keys, builtin coverage, LOC; quality and realism vs --against."""
     from stream.config import ConfigError, load_settings
@@ -138,8 +142,17 @@ def report(
         log.warning("kernel failed", seed=result.seed, error=result.error)
 
     tiers = tuple(settings.validate_tiers)
-    result = generator_report(seeds, start, workers or None, settings.generator_config(), on_failure=failed,
-                              tiers=tiers)
+    cfg = settings.generator_config()
+    if family is not None:
+        import dataclasses
+
+        from synth.config import FAMILY_KEYS
+
+        if family not in FAMILY_KEYS:
+            typer.echo(f"jitsynth: error: --family {family}: known families: {', '.join(FAMILY_KEYS)}", err=True)
+            raise typer.Exit(2)
+        cfg = dataclasses.replace(cfg, families={family: 1.0})
+    result = generator_report(seeds, start, workers or None, cfg, on_failure=failed, tiers=tiers)
     if real is not None:
         result.attach_against(real, against or [])
     rep = result.as_dict()

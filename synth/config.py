@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field
 import blake3
 
 GENERATOR_NAME = "jitsynth.typed"
-GENERATOR_VERSION = "3.0.0"
+GENERATOR_VERSION = "4.0.0"
 
 GROUP_KEYS = ("scalar", "vector", "quaternion", "transformation", "spatial", "random", "operator", "utility")
 
@@ -37,6 +37,17 @@ def _default_weights() -> dict[str, float]:
     }
 
 
+def _default_families() -> dict[str, float]:
+    # Relative weights of kernel families (synth.generator.FAMILY_MODULES): plain kernels
+    # over the core builtins, tile kernels (shared memory, block cooperation), geometry
+    # queries (meshes, BVHs, hash grids), volumes, and the rest of the language (module
+    # constants, custom gradients, generic functions, arrays in structs, slices ...).
+    return {"plain": 1.0, "tile": 0.0, "geometry": 0.0, "volume": 0.0, "lang": 0.0}
+
+
+FAMILY_KEYS = tuple(_default_families())
+
+
 @dataclass(frozen=True, slots=True)
 class GeneratorConfig:
     min_statements: int = 4  # top-level statements of a medium kernel (before pruning dead ones)
@@ -62,6 +73,7 @@ class GeneratorConfig:
     use_random: bool = True
     builtin_groups: tuple[str, ...] = GROUP_KEYS
     statement_weights: dict[str, float] = field(default_factory=_default_weights)
+    families: dict[str, float] = field(default_factory=_default_families)
 
     def validate(self) -> None:
         problems = []
@@ -86,6 +98,11 @@ class GeneratorConfig:
             problems.append(f"unknown statement kinds {unknown}; known: {', '.join(_default_weights())}")
         if any(w < 0 for w in self.statement_weights.values()) or not any(self.statement_weights.values()):
             problems.append("statement weights must be >= 0 and not all 0")
+        unknown_families = sorted(set(self.families) - set(FAMILY_KEYS))
+        if unknown_families:
+            problems.append(f"unknown families {unknown_families}; known: {', '.join(FAMILY_KEYS)}")
+        if any(w < 0 for w in self.families.values()) or not any(self.families.values()):
+            problems.append("family weights must be >= 0 and not all 0")
         if problems:
             raise ValueError("generator config: " + "; ".join(problems))
 

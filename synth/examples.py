@@ -3,11 +3,15 @@
 Inputs are derived from the kernel's parameter types as Warp resolved them (never from
 what the generator is assumed to emit), so new array ranks and dtypes work unchanged.
 
-Launch convention: the launch has as many
+Launch convention (plain kernels; a ``synth.launch.Launch`` overrides it): the launch has as many
 dimensions as the highest-rank array parameter (1 if there is none), each of extent
 ``EXTENT[ndim]``, and every array parameter has that extent along each of its own
 dimensions. Generated kernels index arrays with ``wp.tid()`` or wrap modulo the shape, so
-this launch is always in bounds.
+this launch is always in bounds. A ``Launch`` may instead give the grid, a block size (the
+kernel then runs through ``wp.launch_tiled``, as tile kernels do), array shapes, and the
+object kind behind each ``wp.uint64`` id parameter (``synth.objects``); an example records
+``block_dim`` when there is one, and an object input as ``{"type": "object", "kind": ...,
+"data": <construction data>}``, so replaying needs nothing but the example.
 
 An example is encoded once and the launch runs on the *decoded* encoding, so the recorded
 inputs are exactly what ran; ``replay`` is the same path, which is what makes an example
@@ -27,7 +31,8 @@ from typing import Any
 import numpy as np
 import warp as wp
 
-from synth import warp_adapter
+from synth import objects, warp_adapter
+from synth.launch import Launch
 
 EXTENT = {1: 8, 2: 4, 3: 3, 4: 2}  # per-dimension launch extent by launch rank
 N_EXAMPLES = 2
@@ -80,11 +85,14 @@ def _encode_array(dtype: type, values: np.ndarray, ndim: int) -> dict:
     return {"type": "array", "dtype": _type_name(dtype), "shape": list(values.shape[:ndim]), "data": data}
 
 
-def _random_value(t: Any, rng: np.random.Generator, dim: tuple[int, ...]) -> dict:
-    """A random value of Warp type ``t``, already in its encoded form."""
+def _random_value(t: Any, rng: np.random.Generator, dim: tuple[int, ...],
+                  shape: tuple[int, ...] | None = None) -> dict:
+    """A random value of Warp type ``t``, already in its encoded form (``shape``: an array's
+    own shape, else the launch's)."""
     if wp.types.is_array(t):
         scalar, inner = warp_adapter.composite_layout(t.dtype)
-        shape = dim[: t.ndim] if t.ndim <= len(dim) else (dim[0],) * t.ndim
+        if shape is None:
+            shape = dim[: t.ndim] if t.ndim <= len(dim) else (dim[0],) * t.ndim
         values = _random_scalars(scalar, int(np.prod(shape + inner)), rng).reshape(shape + inner)
         return _encode_array(t.dtype, values, t.ndim)
     if wp.types.type_is_struct(t):
@@ -104,7 +112,10 @@ def _decode_numbers(data: Any, np_dtype: np.dtype) -> np.ndarray:
 
 
 def _to_warp(t: Any, enc: dict, device: str = "cpu") -> Any:
-    """The launch argument for an encoded value of Warp type ``t``."""
+    """The launch argument for an encoded value of Warp type ``t`` (for an object: the live
+    object; the launch passes its ``id`` and the caller holds it until the launch is done)."""
+    if enc.get("type") == "object":
+        return objects.kind(enc["kind"]).build(enc["data"], device)
     if wp.types.is_array(t):
         scalar, inner = warp_adapter.composite_layout(t.dtype)
         values = _decode_numbers(enc["data"], wp.dtype_to_numpy(scalar)).reshape(tuple(enc["shape"]) + inner)
@@ -120,29 +131,57 @@ def _to_warp(t: Any, enc: dict, device: str = "cpu") -> Any:
 
 
 def _launch(kernel: wp.Kernel, params: list[tuple[str, type]], dim: list[int], inputs: dict,
-            device: str = "cpu") -> dict:
-    args = [_to_warp(t, inputs[name], device) for name, t in params]
-    wp.launch(kernel, dim=tuple(dim), inputs=args, device=device)
+            device: str = "cpu", block_dim: int | None = None) -> dict:
+    values = {name: _to_warp(t, inputs[name], device) for name, t in params}
+    built = {name: v for name, v in values.items() if inputs[name].get("type") == "object"}
+    args = [built[name].id if name in built else values[name] for name, _ in params]
+    if block_dim is None:
+        wp.launch(kernel, dim=tuple(dim), inputs=args, device=device)
+    else:
+        wp.launch_tiled(kernel, dim=list(dim), inputs=args, block_dim=block_dim, device=device)
     # Every array after the launch: outputs, and inputs a kernel may also have written.
-    return {name: _encode_array(t.dtype, arg.numpy(), t.ndim)
-            for (name, t), arg in zip(params, args) if wp.types.is_array(t)}
+    outputs = {name: _encode_array(t.dtype, values[name].numpy(), t.ndim)
+               for name, t in params if wp.types.is_array(t)}
+    for name, obj in built.items():  # objects a kernel may write (volume_store): their contents
+        kind = objects.kind(inputs[name]["kind"])
+        if kind.read is not None:
+            outputs[name] = {"type": "object", "kind": kind.name, "data": kind.read(obj)}
+    return outputs
 
 
-def run_examples(kernel: wp.Kernel, seed: int, count: int = N_EXAMPLES) -> list[dict]:
+def _inputs(params: list[tuple[str, type]], rng: np.random.Generator, dim: tuple[int, ...],
+            launch: Launch | None) -> dict:
+    inputs = {}
+    for name, t in params:
+        kind = launch.object_of(name) if launch is not None else None
+        if kind is not None:
+            inputs[name] = {"type": "object", "kind": kind, "data": objects.kind(kind).make(rng)}
+        else:
+            inputs[name] = _random_value(t, rng, dim, launch.shape_of(name) if launch is not None else None)
+    return inputs
+
+
+def run_examples(kernel: wp.Kernel, seed: int, count: int = N_EXAMPLES, launch: Launch | None = None) -> list[dict]:
     """``count`` examples of ``kernel`` on inputs drawn from (seed, example index)."""
     params = warp_adapter.kernel_params(kernel)
-    dim = list(launch_dim(params))
+    dim = list(launch.dim) if launch is not None else list(launch_dim(params))
+    block_dim = launch.block_dim if launch is not None else None
     examples = []
     for index in range(count):
         rng = np.random.default_rng([seed, index])
-        inputs = {name: _random_value(t, rng, tuple(dim)) for name, t in params}
-        examples.append({"dim": dim, "inputs": inputs, "outputs": _launch(kernel, params, dim, inputs)})
+        inputs = _inputs(params, rng, tuple(dim), launch)
+        example: dict[str, Any] = {"dim": dim}
+        if block_dim is not None:
+            example["block_dim"] = block_dim
+        example |= {"inputs": inputs, "outputs": _launch(kernel, params, dim, inputs, block_dim=block_dim)}
+        examples.append(example)
     return examples
 
 
 def replay(kernel: wp.Kernel, example: dict, device: str = "cpu") -> dict:
     """Run ``kernel`` on a recorded example's inputs; returns the encoded outputs."""
-    return _launch(kernel, warp_adapter.kernel_params(kernel), example["dim"], example["inputs"], device)
+    return _launch(kernel, warp_adapter.kernel_params(kernel), example["dim"], example["inputs"], device,
+                   example.get("block_dim"))
 
 
 def has_nonfinite(examples: list[dict]) -> bool:

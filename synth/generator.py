@@ -41,10 +41,13 @@ hashing, so the text is byte-identical across processes and PYTHONHASHSEED value
 
 from __future__ import annotations
 
+import importlib
+import random
 from dataclasses import dataclass
 
 from synth.config import GeneratorConfig
 from synth.expressions import Arr, Scope, Var
+from synth.launch import Launch
 from synth.prune import prune
 from synth.signatures import TYPES
 from synth.statements import StatementBuilder, accumulator_classes
@@ -64,6 +67,8 @@ class GeneratedKernel:
     source: str
     helper_names: tuple[str, ...]
     struct_names: tuple[str, ...]
+    launch: Launch | None = None  # None: the execution tier's default convention (synth.examples)
+    family: str = "plain"
 
 
 class _Builder(StatementBuilder):
@@ -182,7 +187,30 @@ class _Builder(StatementBuilder):
         return GeneratedKernel(seed, kernel_name, source, helper_names, struct_names)
 
 
-def generate(seed: int, cfg: GeneratorConfig | None = None) -> GeneratedKernel:
-    """The kernel module for ``seed``; the same (seed, cfg) always gives the same text."""
+# Kernel families besides the plain one: name -> module with ``generate(seed, cfg)``.
+FAMILY_MODULES = {
+    "tile": "synth.families.tiles",
+    "geometry": "synth.families.geometry",
+    "volume": "synth.families.volumes",
+    "lang": "synth.families.lang",
+}
+
+
+def pick_family(seed: int, cfg: GeneratorConfig) -> str:
+    """The family of ``seed``'s kernel, drawn from ``cfg.families`` by its own stream (a
+    string seed is hashed with SHA-512, independent of PYTHONHASHSEED), so the plain
+    builder's ``Random(seed)`` draws exactly what it would without families."""
+    names = [n for n in sorted(cfg.families) if cfg.families[n] > 0]
+    if len(names) == 1:
+        return names[0]
+    return random.Random(f"jitsynth-family/{seed}").choices(names, [cfg.families[n] for n in names])[0]
+
+
+def generate(seed: int, cfg: GeneratorConfig | None = None, family: str | None = None) -> GeneratedKernel:
+    """The kernel module for ``seed``; the same (seed, cfg) always gives the same text.
+    ``family`` overrides the draw (tests and the per-family report)."""
     cfg = cfg or GeneratorConfig()
-    return _Builder(seed, cfg).module(seed)
+    family = family or pick_family(seed, cfg)
+    if family == "plain":
+        return _Builder(seed, cfg).module(seed)
+    return importlib.import_module(FAMILY_MODULES[family]).generate(seed, cfg)

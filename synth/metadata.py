@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 
 from synth.modinfo import decorator_name, wp_call
-from synth.signatures import BINOP_BUILTINS, UNARY_BUILTINS
+from synth.signatures import BINOP_BUILTINS, UNARY_BUILTINS, group_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +40,14 @@ _TYPE_FEATURES = (
     (re.compile(r"^atomic_\w+$"), "atomics"),
 )
 _ANNOTATION_ONLY = re.compile(r"^array(\dd)?$")
+_ANY = frozenset({"Any", "typing.Any", "wp.Any"})
+# Builtin group (synth.signatures.group_of) -> feature; tile queries of meshes and BVHs
+# are geometry as well as tiles.
+_GROUP_FEATURES = {"tile": "tiles", "geometry": "geometry", "volume": "volumes", "texture": "textures"}
+_NOISE = frozenset({"noise", "pnoise", "curlnoise"})
+# Tile builtins whose operands or results Warp keeps in shared memory whatever the storage
+# the caller asked for (matrix products, FFTs, factorisations and solves, sorts, scans).
+_SHARED_TILE_OPS = re.compile(r"^tile_(matmul|fft|ifft|cholesky\w*|lower_solve\w*|upper_solve\w*|sort|scan_\w+)$")
 _LOWERED = frozenset({"kernel", "func", "func_grad", "func_replay"})
 
 
@@ -53,6 +61,11 @@ class _Walker(ast.NodeVisitor):
 
     def visit_FunctionDef(self, node: ast.FunctionDef) -> None:
         decorators = {decorator_name(d) for d in node.decorator_list}
+        if decorators & {"func_grad", "func_replay"}:
+            self.features.add("custom_grad")
+        if "func" in decorators and any(a.annotation is not None and ast.unparse(a.annotation) in _ANY
+                                        for a in node.args.args):
+            self.features.add("generic")
         if "func" in decorators:
             self.features.add("funcs")
             self.funcs[node.name] = self.funcs.get(node.name, 0) + 1
@@ -136,7 +149,20 @@ class _Walker(ast.NodeVisitor):
 
     def visit_Call(self, node: ast.Call) -> None:
         name = wp_call(node)
+        if name == "constant" and not self.in_func:
+            self.features.add("constants")  # a module-level wp.constant
         if name and self.in_func and not _ANNOTATION_ONLY.match(name):
+            feature = _GROUP_FEATURES.get(group_of().get(name, ""))
+            if feature:
+                self.features.add(feature)
+            if name.startswith(("tile_bvh_", "tile_mesh_")):
+                self.features.add("geometry")
+            if name in _NOISE:
+                self.features.add("noise")
+            if _SHARED_TILE_OPS.match(name) or any(
+                    k.arg == "storage" and isinstance(k.value, ast.Constant) and k.value.value == "shared"
+                    for k in node.keywords):
+                self.features.add("shared_memory")
             self.builtins.add(name)
             if name in ("where", "select"):
                 self.complexity += 1

@@ -40,6 +40,7 @@ import warp as wp
 
 from synth import examples as ex
 from synth import sandbox, warp_adapter
+from synth.launch import Launch
 
 TIERS = ("codegen", "ptx", "cpu-compile", "execute")
 KEEP_PTX = "keep-ptx"  # pseudo-tier: store the PTX text in the record
@@ -70,6 +71,7 @@ class Item:
     seed: int
     kernel: wp.Kernel
     cuda_source: str  # the normalised CUDA text that goes into the record
+    launch: Launch | None = None  # how the execute tier launches it (None: the default convention)
 
 
 @dataclass(slots=True)
@@ -235,7 +237,7 @@ def _cpu_tier(items: list[Item], outcomes: list[Outcome], workdir: str, load: bo
 
 
 def _execute_tier(items: list[Item], outcomes: list[Outcome], groups: list, limits: Limits, stats: TierStats) -> None:
-    jobs = [(i, partial(ex.run_examples, kernel, items[i].seed, limits.examples))
+    jobs = [(i, partial(ex.run_examples, kernel, items[i].seed, limits.examples, items[i].launch))
             for _, indices, copies in groups for i, kernel in zip(indices, copies)]
     with Timed(stats, "execute", len(items)) as timed:
         results = sandbox.run_isolated([job for _, job in jobs], limits.exec_timeout, limits.exec_memory)

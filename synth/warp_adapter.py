@@ -11,8 +11,9 @@ What we use, and why:
   grows without bound.
 - ``warp._src.context.ModuleBuilder``: runs code generation for a module without
   compiling it (no clang, no NVRTC, no GPU). One builder serves both the CPU and the
-  CUDA pass: the builder's ``target`` is only consulted by tile/MathDx builtins, which
-  the generator does not emit, so building the adjoints twice would be wasted work.
+  CUDA pass of a plain kernel: the builder's ``target`` is only consulted by tile/MathDx
+  builtins, so building the adjoints twice would be wasted work; tile kernels (launched
+  with a block size) get a builder per target (``KernelModule.codegen(block_dim=...)``).
 - ``warp._src.context.builtin_functions`` with ``codegen.func_match_args`` and
   ``warp._src.types``: the builtin registry and Warp's own overload resolution, read by
   ``synth/signatures.py`` through ``builtin_overloads`` / ``builtin_return_type``.
@@ -132,13 +133,26 @@ class KernelModule:
         except KeyError:
             raise ValueError("source defines no @wp.kernel") from None
 
-    def codegen(self, shared_builder: bool = True, timings: dict[str, float] | None = None) -> GeneratedSources:
+    def codegen(self, shared_builder: bool = True, timings: dict[str, float] | None = None,
+                block_dim: int | None = None) -> GeneratedSources:
         """Generate CPU and CUDA source. ``shared_builder=False`` builds one ModuleBuilder per
         target, as Warp's own load path does (kept for the profile's before/after);
-        ``timings`` (seconds, accumulated) feeds ``jitsynth bench --profile``."""
+        ``timings`` (seconds, accumulated) feeds ``jitsynth bench --profile``.
+
+        One builder serves both targets only while the target does not matter: it is read
+        by tile (and MathDx) builtins alone. A kernel launched with ``block_dim`` (a tile
+        kernel) gets a builder per target, as ``wp.launch`` would build it: CPU with block
+        size 1 (Warp's CPU default), CUDA with ``block_dim`` for ``INGEST_CUDA_ARCH`` without
+        MathDx, the same settings ``codegen_kernel`` uses for real tile kernels."""
         clock = time.perf_counter
         wmod = self.warp_module()
         options = wmod.resolve_options(wp.config) | {"output_arch": None}
+        cuda_options = options
+        if block_dim is not None:
+            shared_builder = False
+            options = wmod.resolve_options(wp.config, block_dim=1) | {"output_arch": None}
+            cuda_options = (wmod.resolve_options(wp.config, block_dim=block_dim)
+                            | {"output_arch": wp.config.ptx_target_arch or INGEST_CUDA_ARCH} | _NO_MATHDX)
         t = timings if timings is not None else {}
         with _wctx._codegen_lock:
             t0 = clock()
@@ -149,7 +163,7 @@ class KernelModule:
             if shared_builder:
                 builder.target = "cuda"
             else:
-                builder = _wctx.ModuleBuilder(wmod, options, target="cuda")
+                builder = _wctx.ModuleBuilder(wmod, cuda_options, target="cuda")
             t3 = clock()
             cuda = builder.codegen("cuda")
             t4 = clock()

@@ -17,6 +17,7 @@ from synth.canonical import KEY_VERSION, canonical_key
 from synth.config import GENERATOR_NAME, GENERATOR_VERSION, GeneratorConfig
 from synth.extract import extract, normalise_names
 from synth.generator import generate
+from synth.launch import Launch
 from synth.metadata import analyse
 from synth.record import BackendSource, GeneratorInfo, Metadata, Record, Validation, encode_line
 
@@ -76,7 +77,7 @@ def build_records(seeds: list[int], settings: WorkerSettings) -> list[Record | E
     because the tiers compile all of the batch's kernels as one module (synth/validate.py).
     """
     with ExitStack() as modules:
-        built: list[tuple[Record, object] | Exception] = []
+        built: list[tuple[Record, object, Launch | None] | Exception] = []
         with validate.Timed(validate.STATS, "codegen", len(seeds)) as timed:
             for seed in seeds:
                 try:
@@ -88,7 +89,7 @@ def build_records(seeds: list[int], settings: WorkerSettings) -> list[Record | E
         if all(t == "codegen" for t in tiers):
             return [b if isinstance(b, Exception) else b[0] for b in built]
         good = [b for b in built if not isinstance(b, Exception)]
-        items = [validate.Item(record.seed, kernel, record.cuda.full) for record, kernel in good]
+        items = [validate.Item(record.seed, kernel, record.cuda.full, launch) for record, kernel, launch in good]
         outcomes = iter(validate.run_tiers(items, tiers, settings.limits))
         return [b if isinstance(b, Exception) else _with_outcome(b[0], next(outcomes)) for b in built]
 
@@ -112,15 +113,17 @@ def _with_outcome(record: Record, o: validate.Outcome) -> Record:
     return msgspec.structs.replace(record, validation=validation, ptx=o.ptx, examples=o.examples)
 
 
-def _codegen_record(seed: int, settings: WorkerSettings, modules: ExitStack) -> tuple[Record, object]:
-    """The record as far as codegen goes, and the Warp kernel (its module left open)."""
+def _codegen_record(seed: int, settings: WorkerSettings, modules: ExitStack) -> tuple[Record, object, Launch | None]:
+    """The record as far as codegen goes, the Warp kernel (its module left open) and its launch."""
     cfg = settings.generator
     kernel = generate(seed, cfg)
     # A module name unique within the process; it never reaches the output because
     # Warp's generated names are normalised below.
     module = modules.enter_context(warp_adapter.KernelModule(
         kernel.source, f"jitsynth_gen_{os.getpid()}_{seed}", filename=f"{kernel.kernel_name}.py"))
-    sources = module.codegen()
+    # A kernel launched with a block size (tiles) gets CUDA text built for that size by a
+    # CUDA-target builder: tile builtins emit different code per target.
+    sources = module.codegen(block_dim=kernel.launch.block_dim if kernel.launch else None)
     names = (kernel.kernel_name, *kernel.helper_names, *kernel.struct_names)
     cpu_full = normalise_names(sources.cpu, names)
     cuda_full = normalise_names(sources.cuda, names)
@@ -149,7 +152,7 @@ def _codegen_record(seed: int, settings: WorkerSettings, modules: ExitStack) -> 
             dedup_key_version=KEY_VERSION,
         ),
     )
-    return record, getattr(module.pymodule, kernel.kernel_name)
+    return record, getattr(module.pymodule, kernel.kernel_name), kernel.launch
 
 
 def _describe(exc: BaseException) -> str:
