@@ -264,3 +264,42 @@ def fft_rows(x: wp.array2d(dtype=wp.vec2f)):
         assert "tile_fft(/* scalar */ 0" in gen.cuda  # Warp's own path, no libmathdx LTO symbol
         with pytest.raises(Exception, match="on GPU without libmathdx"):  # GPU rules apply to the CUDA pass
             warp_adapter.codegen_kernel(module.pymodule.fft_rows, block_dim=128)
+
+
+TILE_SUM = '''import warp as wp
+
+TILE = wp.constant(16)
+
+
+@wp.kernel
+def block_sums(x: wp.array(dtype=float), out: wp.array(dtype=float)):
+    i = wp.tid()
+    t = wp.tile_load(x, shape=TILE, offset=i * TILE, storage="shared")
+    s = wp.tile_sum(wp.tile_map(wp.abs, t))
+    wp.tile_store(out, s, offset=i)
+'''
+
+
+def test_tile_kernel_gets_cuda_text_from_a_cuda_target_build() -> None:
+    """The one-builder shortcut holds for plain kernels only. A tile kernel's text depends on
+    the target and block size its builder was made for: the shortcut (a CPU-target builder
+    at the module's default block size) emits CUDA for 256 threads and applies CPU rules,
+    so ``codegen(block_dim=...)`` builds each target as its launch would."""
+    with warp_adapter.KernelModule(TILE_SUM, "jitsynth_adapter_tile_sum") as module:
+        shortcut = module.codegen()
+        per_target = module.codegen(block_dim=64)
+    assert "WP_TILE_BLOCK_DIM 64" in per_target.cuda and "WP_TILE_BLOCK_DIM 1\n" in per_target.cpu
+    assert "WP_TILE_BLOCK_DIM 64" not in shortcut.cuda and per_target.cuda != shortcut.cuda
+    assert "blockDim" in per_target.cuda and "threadIdx" in per_target.cuda
+    assert "tile_shared_t" in per_target.cuda or "__shared__" in per_target.cuda
+    fft = TILE_SUM.split("@wp.kernel")[0] + '''@wp.kernel
+def fft_rows(x: wp.array2d(dtype=wp.vec2f)):
+    a = wp.tile_load(x, shape=(1, 64))
+    wp.tile_fft(a)
+    wp.tile_store(x, a)
+'''
+    with warp_adapter.KernelModule(fft, "jitsynth_adapter_tile_fft") as module:
+        with pytest.raises(ValueError, match="on CPU requires fft_size to be divisible by block_dim"):
+            module.codegen()  # CPU rules applied to the CUDA pass
+        cuda = module.codegen(block_dim=32).cuda
+    assert "tile_fft(/* scalar */ 0" in cuda and "WP_TILE_BLOCK_DIM 32" in cuda
