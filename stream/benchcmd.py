@@ -27,6 +27,14 @@ def _table(result: dict[str, Any]) -> str:
                      f"{r.get('stored_bytes_per_record', '')} | {r.get('raw_bytes_per_record', '')} | "
                      f"{r.get('peak_rss_main_mb', '')} | {r.get('peak_rss_workers_mb', r.get('worker_rss_mb', ''))} | "
                      f"{r.get('cpu_utilisation', '')} |")
+    by_family = result.get("profile_by_family") or {}
+    if by_family:
+        lines += ["", "| family (worker codegen path) | kernels/s | ms/kernel | of which build_adjoints + emit ms |",
+                  "|---|---|---|---|"]
+        for family, p in by_family.items():
+            ms = p["ms_per_kernel"]
+            lines.append(f"| {family} | {p['kernels_per_s']} | {p['total_ms_per_kernel']} | "
+                         f"{ms['build_adjoints'] + ms['emit_cpu'] + ms['emit_cuda']:.2f} |")
     return "\n".join(lines)
 
 
@@ -58,6 +66,15 @@ def bench(
         with multiprocessing.get_context("spawn").Pool(1) as pool:
             result["profile_before_separate_builders"] = pool.apply(run_profile, (seeds, False))
             result["profile_after_shared_builder"] = pool.apply(run_profile, (seeds, True))
+            # Per family, as the worker builds them: tile kernels pay for a builder per target.
+            import dataclasses
+
+            from synth.config import GeneratorConfig
+
+            default = GeneratorConfig()
+            result["profile_by_family"] = {
+                family: pool.apply(run_profile, (seeds, True, dataclasses.replace(default, families={family: 1.0})))
+                for family in sorted(default.families) if default.families[family] > 0}
     if tiers:
         import multiprocessing
 

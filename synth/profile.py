@@ -2,7 +2,9 @@
 
 Runs the worker's steps one at a time on the same seeds twice: ``before`` builds one
 ModuleBuilder per target (what Warp's own load path does), ``after`` shares one builder
-between the CPU and CUDA passes (what the worker does).
+between the CPU and CUDA passes (what the worker does for plain kernels). Kernels launched
+with a block size (tile kernels) always get a builder per target, in both modes, as in the
+worker; ``jitsynth bench`` also profiles each kernel family alone, which shows that cost.
 """
 
 from __future__ import annotations
@@ -45,7 +47,8 @@ def profile(seeds: list[int], shared_builder: bool, cfg: GeneratorConfig | None 
                                            filename=f"{kernel.kernel_name}.py") as module:
                 t2 = clock()
                 t["build_kernel"] += t2 - t1
-                sources = module.codegen(shared_builder=shared_builder, timings=t)
+                sources = module.codegen(shared_builder=shared_builder, timings=t,
+                                         block_dim=kernel.launch.block_dim if kernel.launch else None)
         except Exception:  # noqa: BLE001 - rejected kernels cost what they cost
             continue
         t3 = clock()
