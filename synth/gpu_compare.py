@@ -1,9 +1,8 @@
 """CUDA vs CPU on the same kernels and inputs (issue 6). NEEDS A GPU.
 
-NOT RUN YET: no GPU machine was available to the session that wrote this, so there are no
-agreement figures from it. Run it where ``wp.get_cuda_device_count() > 0``:
+Run it where ``wp.get_cuda_device_count() > 0`` (README: GPU checks has the figures measured):
 
-    python -m synth.gpu_compare --seeds 0:200 [--device cuda:0] [--rtol 1e-5] [--atol 1e-6]
+    python -m synth.gpu_compare --seeds 0:200 [--family tile] [--device cuda:0] [--rtol 1e-5] [--atol 1e-6]
 
 For each seed it builds the record as a worker does with ``--validate cpu-compile,execute``
 (portable CPU build, recorded examples), then launches the same kernel, built by Warp's
@@ -25,10 +24,16 @@ log = structlog.get_logger("jitsynth.gpu_compare")
 
 
 def _as_array(encoded: dict) -> np.ndarray:
-    def fix(v):  # noqa: ANN001, ANN202
-        return [fix(x) for x in v] if isinstance(v, list) else float(v) if isinstance(v, str) else v
+    """The numbers of an encoded output, flat: an array's elements, or every number of an
+    object's recorded contents (a volume a kernel stored into), in key order."""
+    def leaves(v):  # noqa: ANN001, ANN202
+        if isinstance(v, dict):
+            return [x for k in sorted(v) for x in leaves(v[k])]
+        if isinstance(v, list):
+            return [x for item in v for x in leaves(item)]
+        return [float(v) if isinstance(v, str) else v]
 
-    return np.array(fix(encoded["data"]), dtype=np.float64)
+    return np.array(leaves(encoded["data"]), dtype=np.float64)
 
 
 def compare(cpu: dict, gpu: dict, rtol: float, atol: float) -> str:
@@ -49,6 +54,7 @@ def main() -> None:
     parser.add_argument("--rtol", type=float, default=1e-5)
     parser.add_argument("--atol", type=float, default=1e-6)
     parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--family", default=None, help="only kernels of this family (tile, geometry ...)")
     args = parser.parse_args()
 
     import warp as wp
@@ -57,7 +63,8 @@ def main() -> None:
     from synth.config import GeneratorConfig
     from synth.worker import WorkerSettings, build_records, init_worker
 
-    settings = WorkerSettings(GeneratorConfig(), "gpu-compare", ("codegen", "cpu-compile", "execute"))
+    cfg = GeneratorConfig() if args.family is None else GeneratorConfig(families={args.family: 1.0})
+    settings = WorkerSettings(cfg, "gpu-compare", ("codegen", "cpu-compile", "execute"))
     init_worker(settings)
     if wp.get_cuda_device_count() == 0:
         raise SystemExit("no CUDA device: this comparison needs a GPU")
