@@ -103,3 +103,16 @@ def k(x: wp.array(dtype=float), out: wp.array(dtype=float), mesh: wp.uint64, vol
     plain = analyse("import warp as wp\n\n\n@wp.kernel\ndef k(a: wp.array(dtype=float)):\n    i = wp.tid()\n"
                     "    a[i] = wp.sin(a[i])\n", "k")
     assert not {"tiles", "shared_memory", "geometry", "volumes", "constants", "generic"} & set(plain.features)
+
+
+def test_gpu_compare_verdicts_cover_object_outputs() -> None:
+    from synth.gpu_compare import compare
+
+    cpu = {"out": {"type": "array", "data": [1.0, 2.0]},
+           "vol": {"type": "object", "kind": "volume_f", "data": {"values": [[1.0, "nan"]], "origin": [0.0]}}}
+    near = {"out": {"type": "array", "data": [1.0, 2.0000001]}, "vol": cpu["vol"]}
+    far = {"out": cpu["out"], "vol": {"type": "object", "kind": "volume_f",
+                                      "data": {"values": [[1.5, "nan"]], "origin": [0.0]}}}
+    assert compare(cpu, cpu, 1e-5, 1e-6) == "exact"
+    assert compare(cpu, near, 1e-5, 1e-6) == "close"
+    assert compare(cpu, far, 1e-5, 1e-6) == "differ"
