@@ -134,7 +134,9 @@ def _launch(kernel: wp.Kernel, params: list[tuple[str, type]], dim: list[int], i
             device: str = "cpu", block_dim: int | None = None) -> dict:
     values = {name: _to_warp(t, inputs[name], device) for name, t in params}
     built = {name: v for name, v in values.items() if inputs[name].get("type") == "object"}
-    args = [built[name].id if name in built else values[name] for name, _ in params]
+    # A wp.uint64 parameter takes the object's id; a typed one (wp.Texture2D ...) the object.
+    args = [(built[name].id if t is wp.uint64 else built[name]) if name in built else values[name]
+            for name, t in params]
     if block_dim is None:
         wp.launch(kernel, dim=tuple(dim), inputs=args, device=device)
     else:

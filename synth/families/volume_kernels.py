@@ -1,0 +1,289 @@
+"""Kernel shapes of the volume family, as real NanoVDB code is written: SDF collision with
+gradients, semi-Lagrangian advection, stencils that write a new grid from an old one,
+index grids gathering from a values array, particles moved through a velocity grid,
+integer label grids, and resampling one grid into another.
+
+Each shape is a method of ``Shapes`` that appends parameters, body lines and object kinds
+to a ``Spec``; ``synth.families.volumes`` assembles the module. The shapes are written so
+the family's contracts hold by construction (``tests/test_family_volumes.py`` checks them
+over many seeds with the independent ``synth.quality`` checker):
+
+- race-free: a voxel kernel launches over a sub-box of the volume (``volume_objects.BOX``)
+  with ``i, j, k = wp.tid()``; it stores only at its own voxel ``(i, j, k)``, in a volume
+  it reads nowhere else, or at its own array element; particle kernels own ``out[tid]``;
+- defined: lookups outside the active region return the background, samples blend with it;
+  divisions are by voxel counts (>= 1) or literals, ``wp.normalize`` of zero is zero;
+- live: every sample reaches a store, an output, or a condition that guards one.
+
+Choices (typed ``_f/_v/_i`` or generic ``dtype=`` calls, LINEAR or CLOSEST sampling,
+world- or index-space arithmetic, helpers, parameters or literals) come only from the
+``random.Random`` handed in.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+BOX = 6  # keep equal to synth.families.volume_objects.BOX (that module imports Warp)
+_ZERO3 = ("wp.vec3()", "wp.vec3(0.0)", "wp.vec3(0.0, 0.0, 0.0)")
+
+
+@dataclass(slots=True)
+class Spec:
+    params: list[str] = field(default_factory=list)
+    body: list[str] = field(default_factory=list)
+    helpers: list[str] = field(default_factory=list)  # source lines of @wp.func helpers
+    helper_names: list[str] = field(default_factory=list)
+    dim: tuple[int, ...] = (8,)
+    objects: list[tuple[str, str]] = field(default_factory=list)
+    shapes: list[tuple[str, tuple[int, ...]]] = field(default_factory=list)
+
+
+class Shapes:
+    def __init__(self, rng: random.Random) -> None:
+        self.rng = rng
+
+    # -- small choices ------------------------------------------------------------------
+    def chance(self, p: float) -> bool:
+        return self.rng.random() < p
+
+    def lit(self, lo: float, hi: float) -> str:
+        return repr(round(self.rng.uniform(lo, hi), self.rng.choice((1, 2, 2, 3))))
+
+    def mode(self, linear: float = 0.7) -> str:
+        return "wp.Volume.LINEAR" if self.chance(linear) else "wp.Volume.CLOSEST"
+
+    def scalar_param(self, s: Spec, names: tuple[str, ...], lo: float, hi: float) -> str:
+        """A kernel parameter (seeded by the execute tier) or a literal, as real code has both."""
+        if self.chance(0.45):
+            name = self.rng.choice([n for n in names if f"{n}: float" not in s.params])
+            s.params.append(f"{name}: float")
+            return name
+        return self.lit(lo, hi)
+
+    def zero3(self) -> str:
+        return self.rng.choice(_ZERO3)
+
+    def ijk(self) -> str:
+        return self.rng.choice(("wp.vec3(float(i), float(j), float(k))", "wp.vec3(wp.float32(i), wp.float32(j), wp.float32(k))"))
+
+    def voxel_launch(self, s: Spec) -> None:
+        s.dim = tuple(self.rng.randint(3, BOX) for _ in range(3))
+        s.body.append("    i, j, k = wp.tid()")
+
+    def particle_launch(self, s: Spec) -> None:
+        s.dim = (self.rng.choice((8, 12, 16, 32)),)
+        s.body.append("    tid = wp.tid()")
+
+    # -- calls, typed or generic ----------------------------------------------------------
+    def sample(self, t: str, vol: str, q: str, mode: str) -> str:
+        if t == "int":
+            if self.chance(0.5):
+                return f"wp.volume_sample_i({vol}, {q})"
+            return f"wp.volume_sample({vol}, {q}, wp.Volume.CLOSEST, dtype=int)"
+        typed, generic = ("f", self.rng.choice(("float", "wp.float32"))) if t == "float" else ("v", "wp.vec3")
+        if self.chance(0.5):
+            return f"wp.volume_sample_{typed}({vol}, {q}, {mode})"
+        return f"wp.volume_sample({vol}, {q}, {mode}, dtype={generic})"
+
+    def lookup(self, t: str, vol: str, i: str, j: str, k: str) -> str:
+        typed = {"float": "f", "vec": "v", "int": "i"}[t]
+        generic = {"float": "float", "vec": "wp.vec3", "int": "int"}[t]
+        if self.chance(0.55):
+            return f"wp.volume_lookup_{typed}({vol}, {i}, {j}, {k})"
+        return f"wp.volume_lookup({vol}, {i}, {j}, {k}, dtype={generic})"
+
+    def store(self, t: str, vol: str, value: str) -> str:
+        typed = {"float": "f", "vec": "v", "int": "i"}[t]
+        if self.chance(0.5):
+            return f"    wp.volume_store_{typed}({vol}, i, j, k, {value})"
+        return f"    wp.volume_store({vol}, i, j, k, {value})"
+
+    def finish(self, s: Spec, t: str, value: str) -> str:
+        """An optional last touch on a float or vec3 result before it is written."""
+        r = self.rng.random()
+        if t == "float":
+            if r < 0.15:
+                return f"wp.clamp({value}, {self.lit(-3.0, -0.5)}, {self.lit(0.5, 3.0)})"
+            if r < 0.3:
+                return f"{value} * {self.scalar_param(s, ('scale', 'gain', 'weight'), 0.2, 2.0)}"
+            if r < 0.38:
+                return f"wp.max({value}, 0.0)"
+            if r < 0.45:
+                return f"wp.abs({value})"
+        elif t == "vec":
+            if r < 0.2:
+                return f"{value} * {self.scalar_param(s, ('scale', 'gain', 'damping'), 0.2, 2.0)}"
+            if r < 0.3:
+                return f"wp.normalize({value})"
+        return value
+
+    def output(self, s: Spec, t: str, name: str, value: str, own: str) -> None:
+        dtype = {"float": "float", "vec": "wp.vec3", "int": "int", "wp.float32": "wp.float32"}[t]
+        ndim = own.count(",") + 1
+        s.params.append(f"{name}: wp.array(dtype={dtype})" if ndim == 1 else
+                        self.rng.choice((f"{name}: wp.array3d(dtype={dtype})", f"{name}: wp.array(dtype={dtype}, ndim=3)")))
+        s.body.append(f"    {name}[{own}] = {value}")
+
+    # -- SDF collision ----------------------------------------------------------------------
+    def sdf_collide(self, s: Spec) -> None:
+        self.particle_launch(s)
+        vol = self.rng.choice(("sdf", "volume", "phi", "collider"))
+        s.params.append(f"{vol}: wp.uint64")
+        s.objects.append((vol, "volume_sdf"))
+        s.params.append("positions: wp.array(dtype=wp.vec3)")
+        with_vel = self.chance(0.5)
+        if with_vel:
+            s.params.append("velocities: wp.array(dtype=wp.vec3)")
+        b = s.body
+        b.append("    x = positions[tid]")
+        if with_vel:
+            b.append("    v = velocities[tid]")
+        if self.chance(0.3):
+            self.sdf_helpers(s)
+            b.append(f"    d = sample_sdf({vol}, x)")
+            b.append(f"    n = sdf_normal({vol}, x, {self.lit(0.05, 0.5)})")
+        else:
+            b.append(f"    q = wp.volume_world_to_index({vol}, x)")
+            r = self.rng.random()
+            if r < 0.35:
+                b.append(f"    grad = {self.zero3()}")
+                b.append(f"    d = wp.volume_sample_grad_f({vol}, q, wp.Volume.LINEAR, grad)")
+            elif r < 0.7:
+                b.append(f"    grad = {self.zero3()}")
+                b.append(f"    d = wp.volume_sample_grad({vol}, q, wp.Volume.LINEAR, grad, dtype=float)")
+            else:  # central differences in index space
+                h, mode = self.lit(0.2, 1.0), self.mode(0.85)
+                b.append(f"    d = {self.sample('float', vol, 'q', mode)}")
+                for axis, e in zip("xyz", ("wp.vec3({h}, 0.0, 0.0)", "wp.vec3(0.0, {h}, 0.0)", "wp.vec3(0.0, 0.0, {h})")):
+                    e = e.format(h=h)
+                    b.append(f"    d{axis} = {self.sample('float', vol, f'q + {e}', mode)} - "
+                             f"{self.sample('float', vol, f'q - {e}', mode)}")
+                b.append("    grad = wp.vec3(dx, dy, dz)")
+            to_world = self.rng.choice(("wp.volume_index_to_world_dir({vol}, grad)", "grad",
+                                        "wp.volume_world_to_index_dir({vol}, grad)"))
+            b.append(f"    n = wp.normalize({to_world.format(vol=vol)})")
+        margin = self.scalar_param(s, ("margin", "thickness", "radius"), 0.0, 0.5)
+        if self.chance(0.3):  # a penalty force instead of a projection
+            stiffness = self.scalar_param(s, ("stiffness", "ke", "gain"), 10.0, 1000.0)
+            b.append(f"    penetration = wp.max({margin} - d, 0.0)")
+            force = f"n * penetration * {stiffness}"
+            if with_vel:
+                b.append(f"    f = {force} - v * {self.lit(0.1, 2.0)} * penetration")
+                force = "f"
+            self.output(s, "vec", "forces", force, "tid")
+            return
+        b.append(f"    if d < {margin}:")
+        b.append(f"        x = x - n * (d - {margin})")
+        if with_vel:
+            b.append("        vn = wp.dot(v, n)")
+            b.append("        if vn < 0.0:")
+            restitution = self.scalar_param(s, ("restitution", "bounce"), 0.0, 1.0)
+            b.append(f"            v = v - (1.0 + {restitution}) * vn * n")
+        self.output(s, "vec", self.rng.choice(("new_positions", "x_out", "positions_out")), "x", "tid")
+        if with_vel:
+            self.output(s, "vec", self.rng.choice(("new_velocities", "v_out")), self.finish(s, "vec", "v"), "tid")
+        if self.chance(0.4):
+            self.output(s, "float", "distance", self.finish(s, "float", "d"), "tid")
+
+    def sdf_helpers(self, s: Spec) -> None:
+        mode = self.mode(0.9)
+        fn = self.sample("float", "volume", "wp.volume_world_to_index(volume, x)", mode)
+        s.helpers += ["@wp.func", "def sample_sdf(volume: wp.uint64, x: wp.vec3) -> float:", f"    return {fn}", "", ""]
+        s.helpers += ["@wp.func", "def sdf_normal(volume: wp.uint64, x: wp.vec3, eps: float) -> wp.vec3:"]
+        for axis, e in zip("xyz", ("wp.vec3(eps, 0.0, 0.0)", "wp.vec3(0.0, eps, 0.0)", "wp.vec3(0.0, 0.0, eps)")):
+            s.helpers.append(f"    d{axis} = sample_sdf(volume, x + {e}) - sample_sdf(volume, x - {e})")
+        s.helpers += ["    return wp.normalize(wp.vec3(dx, dy, dz))", "", ""]
+        s.helper_names += ["sample_sdf", "sdf_normal"]
+
+    # -- particles through a velocity grid ------------------------------------------------
+    def particle_advect(self, s: Spec) -> None:
+        self.particle_launch(s)
+        vol = self.rng.choice(("velocity", "vel", "field", "wind"))
+        s.params += [f"{vol}: wp.uint64", "positions: wp.array(dtype=wp.vec3)"]
+        s.objects.append((vol, "volume_v"))
+        dt = self.scalar_param(s, ("dt", "step"), 0.01, 0.2)
+        mode, b = self.mode(0.8), s.body
+        b.append("    x = positions[tid]")
+        b.append(f"    q = wp.volume_world_to_index({vol}, x)")
+        jac = self.chance(0.3)
+        if jac:
+            b.append(f"    J = wp.mat33({self.rng.choice(('', '0.0'))})")
+            b.append(f"    u = wp.volume_sample_grad({vol}, q, wp.Volume.LINEAR, J, dtype=wp.vec3)")
+        else:
+            b.append(f"    u = {self.sample('vec', vol, 'q', mode)}")
+        if self.chance(0.4):  # midpoint (RK2) step in index space
+            b.append(f"    mid = q + wp.volume_world_to_index_dir({vol}, u) * (0.5 * {dt})")
+            b.append(f"    u = {self.sample('vec', vol, 'mid', mode)}")
+        if self.chance(0.5):
+            b.append(f"    x_new = wp.volume_index_to_world({vol}, q + wp.volume_world_to_index_dir({vol}, u * {dt}))")
+        else:
+            b.append(f"    x_new = x + u * {dt}")
+        self.output(s, "vec", self.rng.choice(("new_positions", "x_out")), "x_new", "tid")
+        if jac:  # the velocity's divergence and curl magnitude, from its Jacobian
+            self.output(s, "float", "divergence", self.finish(s, "float", "J[0, 0] + J[1, 1] + J[2, 2]"), "tid")
+        elif self.chance(0.4):
+            self.output(s, "float", "speed", self.finish(s, "float", "wp.length(u)"), "tid")
+
+    # -- integer label grids ------------------------------------------------------------------
+    def particle_labels(self, s: Spec) -> None:
+        self.particle_launch(s)
+        vol = self.rng.choice(("labels", "material", "cells"))
+        s.params += [f"{vol}: wp.uint64", "positions: wp.array(dtype=wp.vec3)"]
+        s.objects.append((vol, "volume_i"))
+        b = s.body
+        b.append(f"    q = wp.volume_world_to_index({vol}, positions[tid])")
+        b.append(f"    label = {self.sample('int', vol, 'q', '')}")
+        r = self.rng.random()
+        if r < 0.4:  # a per-material table, indexed by the label
+            s.params.append("density: wp.array(dtype=float)")
+            value = "density[label % density.shape[0]]"
+            if self.chance(0.5):
+                value = f"{value} * wp.float32(wp.volume_voxel_count({vol}))"
+            self.output(s, "float", "out", self.finish(s, "float", value), "tid")
+        elif r < 0.7:
+            b.append(f"    inside = wp.where(label > {self.rng.randint(0, 6)}, 1, 0)")
+            self.output(s, "int", "mask", "inside", "tid")
+        else:
+            b.append("    cell = wp.vec3(wp.round(q[0]), wp.round(q[1]), wp.round(q[2]))")
+            b.append(f"    center = wp.volume_index_to_world({vol}, cell)")
+            self.output(s, "vec", "snapped", "center", "tid")
+            self.output(s, "int", "ids", "label", "tid")
+
+    # -- index grids, particles sampling a values array ------------------------------------------
+    def index_particles(self, s: Spec) -> None:
+        self.particle_launch(s)
+        t = self.rng.choice(("float", "float", "vec"))
+        dtype, bg = ("float", "0.0") if t == "float" else ("wp.vec3", self.zero3())
+        s.params += ["grid: wp.uint64", f"values: wp.array(dtype={dtype})", "positions: wp.array(dtype=wp.vec3)"]
+        s.objects.append(("grid", "volume_index"))
+        s.shapes.append(("values", (BOX ** 3,)))
+        b = s.body
+        b.append("    q = wp.volume_world_to_index(grid, positions[tid])")
+        if t == "float" and self.chance(0.5):
+            b.append(f"    g = {self.zero3()}")
+            b.append(f"    phi = wp.volume_sample_grad_index(grid, q, wp.Volume.LINEAR, values, {bg}, g)")
+            self.output(s, "float", "out", self.finish(s, "float", "phi"), "tid")
+            self.output(s, "vec", "normals", "wp.normalize(wp.volume_index_to_world_dir(grid, g))", "tid")
+            return
+        b.append(f"    phi = wp.volume_sample_index(grid, q, {self.mode()}, values, {bg})")
+        self.output(s, t, "out", self.finish(s, t, "phi"), "tid")
+
+    # -- textures ------------------------------------------------------------------------------
+    def texture_lookup(self, s: Spec) -> None:
+        self.particle_launch(s)
+        three = self.chance(0.4)
+        s.params.append("tex: wp.Texture3D" if three else "tex: wp.Texture2D")
+        s.objects.append(("tex", "texture3d" if three else "texture2d"))
+        s.params.append("uv: wp.array(dtype=wp.vec3)" if three else "uv: wp.array(dtype=wp.vec2)")
+        b = s.body
+        b.append("    c = uv[tid]")
+        if self.chance(0.5):  # coordinates from data in [-2, 2] mapped into [0, 1]
+            b.append("    c = (c + " + ("wp.vec3(2.0)" if three else "wp.vec2(2.0)") + ") * 0.25")
+        if self.chance(0.5):
+            args = "c[0], c[1], c[2]" if three else "c[0], c[1]"
+        else:
+            args = "c"
+        b.append(f"    value = wp.texture_sample(tex, {args}, dtype=float)")
+        self.output(s, "float", "out", self.finish(s, "float", "value"), "tid")
