@@ -101,8 +101,13 @@ def _bound(fn: ast.FunctionDef) -> set[str]:
 
 def _constant_conditions(fn: ast.FunctionDef) -> list[str]:
     local = _bound(fn)
+    # wp.static(...) is evaluated at codegen time by design (a function or value picked
+    # from module constants): its conditions are meant to be constant.
+    static = {id(n) for call in ast.walk(fn) if wp_call(call) == "static" for n in ast.walk(call)}
     found = []
     for node in ast.walk(fn):
+        if id(node) in static:
+            continue
         test: ast.expr | None = None
         if isinstance(node, (ast.If, ast.IfExp)):
             test = node.test
