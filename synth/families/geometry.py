@@ -99,6 +99,10 @@ class KernelText:
         self.objects.append((name, kind))
         return name
 
+    def grouped(self, name: str) -> None:
+        """The mesh behind ``name`` has per-face groups (a kernel reads a group root)."""
+        self.objects = [(n, "mesh_grouped" if n == name and kind == "mesh" else kind) for n, kind in self.objects]
+
     def array(self, dtype: str, shape: tuple[int, ...], *names: str) -> str:
         name = self.name(*names)
         sp = self.spell(dtype)

@@ -33,6 +33,7 @@ def _point(k, what: str = "p") -> str:
 
 
 def _group_root(k, mesh: str) -> str:
+    k.grouped(mesh)
     root = k.name("root", "group_root")
     group = k.value_param("int32", "group", "layer") if k.chance(0.4) else str(k.rng.randint(0, 1))
     k.emit(1, f"{root} = wp.mesh_get_group_root({mesh}, {group})")

@@ -7,8 +7,11 @@ one well-defined answer:
 
 - ``mesh``: a closed, consistently outward-wound triangle mesh (a radially perturbed
   tetrahedron, box, octahedron or icosahedron: star-shaped about its centre, so never
-  self-intersecting and never degenerate), with per-vertex velocities and per-face groups,
+  self-intersecting and never degenerate), with per-vertex velocities,
   built with winding-number support so every sign mode of ``mesh_query_point`` applies;
+  ``mesh_grouped`` is the same with per-face groups, for kernels that traverse from a
+  group root (Warp 1.19's winding-number sign is wrong on a grouped mesh: a point at the
+  centre of a closed mesh reads as outside, so the plain kind has no groups);
 - ``bvh``: ``BVH_ITEMS`` boxes with positive extents and per-item groups;
 - ``hash_grid``: ``GRID_POINTS`` points bucketed with ``grid.build(points, radius)``,
   optionally split into point groups.
@@ -75,24 +78,29 @@ def make_mesh(rng: Any) -> dict:
     radial = rng.uniform(0.85, 1.15, (len(unit), 1))  # star-shaped about the centre: still closed and simple
     scale = rng.uniform(0.8, 1.5, 3)
     points = np.round(unit * radial * scale + rng.uniform(-0.3, 0.3, 3), 3)
-    faces = len(indices) // 3
     return {
         "points": points.tolist(),
         "indices": _outward(points - points.mean(axis=0), list(indices)),
         "velocities": _round(rng.uniform(-1.0, 1.0, (len(unit), 3)), 2),
-        "groups": rng.integers(0, 2, faces).tolist(),
     }
+
+
+def make_grouped_mesh(rng: Any) -> dict:
+    data = make_mesh(rng)
+    return data | {"groups": rng.integers(0, 2, len(data["indices"]) // 3).tolist()}
 
 
 def build_mesh(data: dict, device: str) -> Any:
     import numpy as np
     import warp as wp
 
+    groups = data.get("groups")
     return wp.Mesh(points=wp.array(np.asarray(data["points"], dtype=np.float32), dtype=wp.vec3, device=device),
                    indices=wp.array(np.asarray(data["indices"], dtype=np.int32), dtype=wp.int32, device=device),
                    velocities=wp.array(np.asarray(data["velocities"], dtype=np.float32), dtype=wp.vec3,
                                        device=device),
-                   groups=wp.array(np.asarray(data["groups"], dtype=np.int32), dtype=wp.int32, device=device),
+                   groups=None if groups is None else wp.array(np.asarray(groups, dtype=np.int32), dtype=wp.int32,
+                                                               device=device),
                    support_winding_number=True)
 
 
@@ -139,6 +147,7 @@ def build_hash_grid(data: dict, device: str) -> Any:
 
 OBJECT_KINDS = {
     "mesh": ObjectKind("mesh", make_mesh, build_mesh),
+    "mesh_grouped": ObjectKind("mesh_grouped", make_grouped_mesh, build_mesh),
     "bvh": ObjectKind("bvh", make_bvh, build_bvh),
     "hash_grid": ObjectKind("hash_grid", make_hash_grid, build_hash_grid),
 }

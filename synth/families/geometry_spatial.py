@@ -43,6 +43,7 @@ def bvh(k) -> None:
         root = k.name("root")
         group = k.value_param("int32", "group", "world") if k.chance(0.4) else str(k.rng.randint(0, 2))
         if on_mesh:
+            k.grouped(mesh)
             k.emit(1, f"{root} = wp.mesh_get_group_root({mesh}, {group})")
         else:
             k.emit(1, f"{root} = wp.bvh_get_group_root({tree}, {group})")
