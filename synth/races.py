@@ -14,6 +14,17 @@ aliases and into ``@wp.func`` helpers the array is passed to):
   {and}, {or}, {xor}) at any index, never read, never plainly stored, and the atomic's
   returned old value unused (an expression statement, or assigned to a dead local).
 
+Tile kernels (``wp.launch_tiled``) work a tile per block. A ``tile_store`` (or
+``tile_load``) whose offset is the block's own tile is an own store (read): every component
+is the literal ``0``, or one ``wp.tid()`` name, alone or times a module-level constant or an int
+literal (``offset=(i * TILE_M, j * TILE_N)``), the names in launch order, and every tid name is
+there except that the last may be missing when no tile offset of the function mentions it
+(it is then the lane ``launch_tiled`` adds, used for per-thread work). A missing offset is
+element 0 of every block: not own. ``tile_store_indexed`` is own when, besides, its index
+tile is a ``wp.tile_arange`` (distinct indices: a permutation within the tile). Any other
+``tile_load`` reads the whole array (an input); ``tile_atomic_add(_indexed)`` is an atomic
+add at any element (an accumulator).
+
 Anything else is a violation: the result would depend on thread scheduling. Own-index names
 that are reassigned anywhere in their function lose their status (conservative), as does
 an index that is not literally those names (``out[tid + 0]`` is "other"). ``a.shape``,
@@ -31,6 +42,29 @@ from synth.modinfo import Module, array_ndim, index_list, params, target_names, 
 _CLASSES = {"add": "add", "sub": "add", "min": "min", "max": "max", "and": "and", "or": "or", "xor": "xor"}
 _NOT_ELEMENT_READS = {"len"}
 _MAX_DEPTH = 8  # helper call chains followed (Warp has no recursion; this only bounds a malformed module)
+# Tile memory ops that take an offset -> its positional index (the array is argument 0).
+_TILE_OFFSET_ARG = {"tile_load": 2, "tile_store": 2, "tile_store_indexed": 3}
+
+
+def _argument(call: ast.Call, keyword: str, position: int) -> ast.expr | None:
+    for k in call.keywords:
+        if k.arg == keyword:
+            return k.value
+    return call.args[position] if len(call.args) > position else None
+
+
+def _bound_names(fn: ast.FunctionDef) -> set[str]:
+    names = set(_param_names(fn))
+    for node in ast.walk(fn):
+        if isinstance(node, ast.Assign):
+            names.update(n for t in node.targets for n in target_names(t))
+        elif isinstance(node, (ast.AugAssign, ast.AnnAssign, ast.For)):
+            names.update(target_names(node.target))
+    return names
+
+
+def _param_names(fn: ast.FunctionDef) -> list[str]:
+    return [a.arg for a in params(fn)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +150,63 @@ class _Checker:
         return len(index) == self.dims and all(
             isinstance(e, ast.Name) and env.own.get(e.id) == d for d, e in enumerate(index))
 
+    def own_tile(self, env: _Env, call: ast.Call, name: str) -> bool:
+        """Whether a tile_load/tile_store(_indexed) reaches only the block's own tile (module doc)."""
+        offset = _argument(call, "offset", _TILE_OFFSET_ARG[name])
+        if offset is None:
+            return False
+        dims: list[int] = []
+        for part in offset.elts if isinstance(offset, ast.Tuple) else [offset]:
+            if isinstance(part, ast.Constant) and part.value == 0:
+                continue
+            if isinstance(part, ast.Name) and part.id in env.own:  # a tile of extent 1 (a per-block result)
+                dims.append(env.own[part.id])
+                continue
+            if not (isinstance(part, ast.BinOp) and isinstance(part.op, ast.Mult)):
+                return False
+            pair = [(part.left, part.right), (part.right, part.left)]
+            found = [env.own[a.id] for a, c in pair if isinstance(a, ast.Name) and a.id in env.own
+                     and self.tile_size(env, c)]
+            if not found:
+                return False
+            dims.append(found[0])
+        names = sorted(env.own.values())
+        if dims != sorted(set(dims)) or not names:
+            return False
+        needed = set(names) - ({names[-1]} if len(names) > 1 and not self.offset_names(env) & {names[-1]} else set())
+        if not needed <= set(dims):
+            return False
+        if name == "tile_store_indexed":
+            return self.is_arange(env, _argument(call, "indices", 1))
+        return True
+
+    def tile_size(self, env: _Env, node: ast.expr) -> bool:
+        """A tile extent: an int literal >= 1, or a module-level name the function does not rebind."""
+        if isinstance(node, ast.Constant):
+            return isinstance(node.value, int) and not isinstance(node.value, bool) and node.value >= 1
+        return isinstance(node, ast.Name) and node.id in self.mod.module_names and node.id not in _bound_names(env.fn)
+
+    def offset_names(self, env: _Env) -> set[int]:
+        """Launch dimensions of the tid names any tile offset of the function mentions."""
+        out: set[int] = set()
+        for node in ast.walk(env.fn):
+            name = wp_call(node) or ""
+            if isinstance(node, ast.Call) and name in _TILE_OFFSET_ARG:
+                offset = _argument(node, "offset", _TILE_OFFSET_ARG[name])
+                out |= {env.own[n.id] for n in ast.walk(offset) if isinstance(n, ast.Name) and n.id in env.own} \
+                    if offset is not None else set()
+        return out
+
+    def is_arange(self, env: _Env, node: ast.expr | None) -> bool:
+        """A tile of distinct indices: a wp.tile_arange call, or a local bound once to one."""
+        if node is not None and wp_call(node) == "tile_arange":
+            return True
+        if not isinstance(node, ast.Name):
+            return False
+        values = [n.value for n in ast.walk(env.fn) if isinstance(n, ast.Assign)
+                  for t in n.targets if node.id in target_names(t)]
+        return len(values) == 1 and wp_call(values[0]) == "tile_arange" and node.id not in _param_names(env.fn)
+
     def result_used(self, env: _Env, call: ast.Call, parent: dict[ast.AST, ast.AST]) -> bool:
         holder = parent.get(call)
         if isinstance(holder, ast.Expr):
@@ -170,10 +261,14 @@ class _Checker:
                 index = up.args[1:-2 if name == "atomic_cas" else -1] if name.startswith("atomic_") else []
                 if len(index) == 1 and isinstance(index[0], ast.Tuple):
                     index = list(index[0].elts)
-                self.add(env, key, "atomic", self.is_own(env, index), node, name.removeprefix("tile_")[7:],
-                         self.result_used(env, up, parent))
-            elif name == "tile_store":
-                self.add(env, key, "store", False, node)
+                op = name.removeprefix("tile_")[7:].removesuffix("_indexed")  # tile_atomic_add_indexed adds
+                self.add(env, key, "atomic", self.is_own(env, index), node, op, self.result_used(env, up, parent))
+            elif name in _TILE_OFFSET_ARG and up.args[0] is node:
+                own = self.own_tile(env, up, name)
+                if name == "tile_load":
+                    self.add(env, key, "read" if own else "read-all", own, node)
+                else:
+                    self.add(env, key, "store", own, node)
             elif not (isinstance(up.func, ast.Name) and up.func.id in self.mod.funcs):
                 self.add(env, key, "read-all", False, node)  # handed whole to a builtin: it may read any element
         elif isinstance(up, ast.keyword):
