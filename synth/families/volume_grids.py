@@ -123,7 +123,8 @@ class GridShapes(Shapes):
         s.params.append(f"{dst}: wp.uint64")
         s.objects.append((dst, kind))
         b = s.body
-        b.append(f"    x = wp.volume_index_to_world({dst}, {self.ijk()})")
+        at = self.ijk() if self.chance(0.5) else f"{self.ijk()} + wp.vec3({self.rng.choice(('0.5', self.lit(-0.5, 0.5)))})"
+        b.append(f"    x = wp.volume_index_to_world({dst}, {at})")
         b.append(f"    q = wp.volume_world_to_index({src}, x)")
         b.append(f"    value = {self.sample(t, src, 'q', self.mode(0.8))}")
         if t == "float" and self.chance(0.3):  # ignore what lies outside the source's allocation
@@ -135,7 +136,8 @@ class GridShapes(Shapes):
     def index_voxels(self, s: Spec) -> None:
         self.voxel_launch(s)
         t = self.rng.choice(("float", "float", "vec"))
-        dtype, bg = ("float", self.lit(-1.0, 1.0)) if t == "float" else ("wp.vec3", self.zero3())
+        dtype, bg = ("float", self.lit(-1.0, 1.0)) if t == "float" else \
+            ("wp.vec3", self.zero3() if self.chance(0.5) else f"wp.vec3({self.lit(-1.0, 1.0)})")
         s.params += ["grid: wp.uint64", f"values: wp.array(dtype={dtype})"]
         s.objects.append(("grid", "volume_index"))
         s.shapes.append(("values", (BOX ** 3,)))

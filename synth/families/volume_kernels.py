@@ -49,7 +49,13 @@ class Shapes:
         return self.rng.random() < p
 
     def lit(self, lo: float, hi: float) -> str:
-        return repr(round(self.rng.uniform(lo, hi), self.rng.choice((1, 2, 2, 3))))
+        """A float literal in [lo, hi]; rounding never leaves the range (a step size of
+        0.05 must not print as 0.0 and then divide)."""
+        x = self.rng.uniform(lo, hi)
+        v = round(x, self.rng.choice((1, 2, 2, 3)))
+        if not lo <= v <= hi:
+            v = round(x, 3) if lo <= round(x, 3) <= hi else lo
+        return repr(v)
 
     def mode(self, linear: float = 0.7) -> str:
         return "wp.Volume.LINEAR" if self.chance(linear) else "wp.Volume.CLOSEST"
@@ -76,6 +82,21 @@ class Shapes:
         s.dim = (self.rng.choice((8, 12, 16, 32)),)
         s.body.append("    tid = wp.tid()")
 
+    def load_position(self, s: Spec) -> None:
+        """``x``: the thread's particle, sometimes first moved into the volume's frame (a
+        body transform, a literal scale and offset) as colliders and emitters do."""
+        r, b = self.rng.random(), s.body
+        if r < 0.2:
+            s.params.append(self.rng.choice(("xform: wp.transform", "body: wp.transform")))
+            xf = s.params[-1].split(":")[0]
+            inverse = self.chance(0.6)
+            b.append(f"    x = wp.transform_point({f'wp.transform_inverse({xf})' if inverse else xf}, positions[tid])")
+        elif r < 0.4:
+            b.append(f"    x = positions[tid] * {self.lit(0.5, 2.0)} + wp.vec3({self.lit(-1.0, 1.0)}, "
+                     f"{self.lit(-1.0, 1.0)}, {self.lit(-1.0, 1.0)})")
+        else:
+            b.append("    x = positions[tid]")
+
     # -- calls, typed or generic ----------------------------------------------------------
     def sample(self, t: str, vol: str, q: str, mode: str) -> str:
         if t == "int":
@@ -101,22 +122,31 @@ class Shapes:
         return f"    wp.volume_store({vol}, i, j, k, {value})"
 
     def finish(self, s: Spec, t: str, value: str) -> str:
-        """An optional last touch on a float or vec3 result before it is written."""
+        """An optional last touch on a float or vec3 result before it is written (a
+        clamp, a gain, a bias ...), as simulation code shapes what it stores."""
         r = self.rng.random()
         if t == "float":
-            if r < 0.15:
+            if r < 0.12:
                 return f"wp.clamp({value}, {self.lit(-3.0, -0.5)}, {self.lit(0.5, 3.0)})"
-            if r < 0.3:
+            if r < 0.26:
                 return f"{value} * {self.scalar_param(s, ('scale', 'gain', 'weight'), 0.2, 2.0)}"
-            if r < 0.38:
-                return f"wp.max({value}, 0.0)"
-            if r < 0.45:
+            if r < 0.34:
+                return f"wp.max({value}, {self.rng.choice(('0.0', self.lit(-1.0, 1.0)))})"
+            if r < 0.4:
                 return f"wp.abs({value})"
+            if r < 0.48:
+                return f"({value}) * {self.lit(0.1, 4.0)} + {self.lit(-1.0, 1.0)}"
+            if r < 0.54:
+                return f"wp.smoothstep({self.lit(-2.0, -0.1)}, {self.lit(0.1, 2.0)}, {value})"
         elif t == "vec":
             if r < 0.2:
                 return f"{value} * {self.scalar_param(s, ('scale', 'gain', 'damping'), 0.2, 2.0)}"
-            if r < 0.3:
+            if r < 0.28:
                 return f"wp.normalize({value})"
+            if r < 0.38:
+                return f"{value} + wp.vec3({self.lit(-1.0, 1.0)}, {self.lit(-1.0, 1.0)}, {self.lit(-1.0, 1.0)})"
+            if r < 0.46:
+                return f"wp.cw_mul({value}, wp.vec3({self.lit(0.1, 2.0)}, {self.lit(0.1, 2.0)}, {self.lit(0.1, 2.0)}))"
         return value
 
     def output(self, s: Spec, t: str, name: str, value: str, own: str) -> None:
@@ -137,7 +167,7 @@ class Shapes:
         if with_vel:
             s.params.append("velocities: wp.array(dtype=wp.vec3)")
         b = s.body
-        b.append("    x = positions[tid]")
+        self.load_position(s)
         if with_vel:
             b.append("    v = velocities[tid]")
         if self.chance(0.3):
@@ -205,7 +235,7 @@ class Shapes:
         s.objects.append((vol, "volume_v"))
         dt = self.scalar_param(s, ("dt", "step"), 0.01, 0.2)
         mode, b = self.mode(0.8), s.body
-        b.append("    x = positions[tid]")
+        self.load_position(s)
         b.append(f"    q = wp.volume_world_to_index({vol}, x)")
         jac = self.chance(0.3)
         if jac:
@@ -233,23 +263,34 @@ class Shapes:
         s.params += [f"{vol}: wp.uint64", "positions: wp.array(dtype=wp.vec3)"]
         s.objects.append((vol, "volume_i"))
         b = s.body
-        b.append(f"    q = wp.volume_world_to_index({vol}, positions[tid])")
+        self.load_position(s)
+        b.append(f"    q = wp.volume_world_to_index({vol}, x)")
         b.append(f"    label = {self.sample('int', vol, 'q', '')}")
         r = self.rng.random()
-        if r < 0.4:  # a per-material table, indexed by the label
+        if r < 0.3:  # a per-material table, indexed by the label
             s.params.append("density: wp.array(dtype=float)")
             value = "density[label % density.shape[0]]"
             if self.chance(0.5):
                 value = f"{value} * wp.float32(wp.volume_voxel_count({vol}))"
             self.output(s, "float", "out", self.finish(s, "float", value), "tid")
-        elif r < 0.7:
-            b.append(f"    inside = wp.where(label > {self.rng.randint(0, 6)}, 1, 0)")
-            self.output(s, "int", "mask", "inside", "tid")
+        elif r < 0.5:  # particles per material
+            if self.chance(0.5):
+                s.params.append(self.rng.choice(("counts: wp.array(dtype=int)", "histogram: wp.array(dtype=int)")))
+                amount = self.rng.choice(("1", "int(1)"))
+            else:  # mass per material
+                s.params += ["masses: wp.array(dtype=float)", "totals: wp.array(dtype=float)"]
+                amount = self.finish(s, "float", "masses[tid]")
+            acc = s.params[-1].split(":")[0]
+            b.append(f"    wp.atomic_add({acc}, label % {acc}.shape[0], {amount})")
+        elif r < 0.75:
+            b.append(f"    inside = wp.where(label > {self.rng.randint(0, 6)}, {self.lit(0.1, 2.0)}, {self.lit(-1.0, 0.0)})")
+            self.output(s, "float", "mask", self.finish(s, "float", "inside"), "tid")
         else:
             b.append("    cell = wp.vec3(wp.round(q[0]), wp.round(q[1]), wp.round(q[2]))")
             b.append(f"    center = wp.volume_index_to_world({vol}, cell)")
-            self.output(s, "vec", "snapped", "center", "tid")
-            self.output(s, "int", "ids", "label", "tid")
+            self.output(s, "vec", "snapped", self.finish(s, "vec", "center"), "tid")
+            self.output(s, "int", "ids", f"label * {self.rng.randint(2, 9)} + {self.rng.randint(0, 9)}"
+                        if self.chance(0.5) else "label", "tid")
 
     # -- index grids, particles sampling a values array ------------------------------------------
     def index_particles(self, s: Spec) -> None:
@@ -260,30 +301,60 @@ class Shapes:
         s.objects.append(("grid", "volume_index"))
         s.shapes.append(("values", (BOX ** 3,)))
         b = s.body
-        b.append("    q = wp.volume_world_to_index(grid, positions[tid])")
+        self.load_position(s)
+        b.append("    q = wp.volume_world_to_index(grid, x)")
         if t == "float" and self.chance(0.5):
             b.append(f"    g = {self.zero3()}")
             b.append(f"    phi = wp.volume_sample_grad_index(grid, q, wp.Volume.LINEAR, values, {bg}, g)")
             self.output(s, "float", "out", self.finish(s, "float", "phi"), "tid")
-            self.output(s, "vec", "normals", "wp.normalize(wp.volume_index_to_world_dir(grid, g))", "tid")
+            if self.chance(0.5):
+                self.output(s, "vec", "normals", "wp.normalize(wp.volume_index_to_world_dir(grid, g))", "tid")
+            else:  # step down the gradient, in world space
+                step = self.scalar_param(s, ("step", "dt", "rate"), 0.05, 0.5)
+                self.output(s, "vec", "x_out", f"x - wp.volume_index_to_world_dir(grid, g) * phi * {step}", "tid")
             return
         b.append(f"    phi = wp.volume_sample_index(grid, q, {self.mode()}, values, {bg})")
+        if self.chance(0.4):  # is the particle in an active voxel at all?
+            b.append("    idx = wp.volume_lookup_index(grid, int(wp.round(q[0])), int(wp.round(q[1])), int(wp.round(q[2])))")
+            b.append("    if idx < 0:")
+            b.append(f"        phi = {self.lit(-1.0, 1.0) if t == 'float' else self.zero3()}")
         self.output(s, t, "out", self.finish(s, t, "phi"), "tid")
 
     # -- textures ------------------------------------------------------------------------------
     def texture_lookup(self, s: Spec) -> None:
         self.particle_launch(s)
         three = self.chance(0.4)
+        vec = "wp.vec3" if three else "wp.vec2"
         s.params.append("tex: wp.Texture3D" if three else "tex: wp.Texture2D")
         s.objects.append(("tex", "texture3d" if three else "texture2d"))
-        s.params.append("uv: wp.array(dtype=wp.vec3)" if three else "uv: wp.array(dtype=wp.vec2)")
+        s.params.append(f"uv: wp.array(dtype={vec})")
         b = s.body
         b.append("    c = uv[tid]")
-        if self.chance(0.5):  # coordinates from data in [-2, 2] mapped into [0, 1]
-            b.append("    c = (c + " + ("wp.vec3(2.0)" if three else "wp.vec2(2.0)") + ") * 0.25")
-        if self.chance(0.5):
-            args = "c[0], c[1], c[2]" if three else "c[0], c[1]"
-        else:
-            args = "c"
-        b.append(f"    value = wp.texture_sample(tex, {args}, dtype=float)")
+        if self.chance(0.75):  # coordinates from data in [-2, 2] mapped into [0, 1] and beyond
+            b.append(f"    c = (c + {vec}({self.lit(1.0, 3.0)})) * {self.lit(0.1, 0.5)}")
+        split = self.chance(0.4)
+
+        def tap(at: str) -> str:
+            args = ", ".join(f"{at}[{n}]" for n in range(3 if three else 2)) if split else at
+            return f"wp.texture_sample(tex, {args}, dtype=float)"
+
+        b.append(f"    value = {tap('c')}")
+        if self.chance(0.4):  # finite-difference slope of the texture along its axes
+            h = self.lit(0.01, 0.2)
+            axes = ("1.0, 0.0, 0.0", "0.0, 1.0, 0.0", "0.0, 0.0, 1.0") if three else ("1.0, 0.0", "0.0, 1.0")
+            for n, e in enumerate(axes):
+                b.append(f"    e{n} = {vec}({e}) * {h}")
+                b.append(f"    d{n} = {tap(f'(c + e{n})')} - {tap(f'(c - e{n})')}")
+            slope = f"{vec}({', '.join(f'd{n}' for n in range(len(axes)))})"
+            if self.chance(0.5):
+                self.output(s, "float", "slope", f"wp.length({slope}) / (2.0 * {h})", "tid")
+                self.output(s, "float", "out", self.finish(s, "float", "value"), "tid")
+            else:
+                self.output(s, "float", "out", self.finish(s, "float", f"value - wp.length({slope})"), "tid")
+            return
+        if self.chance(0.35):  # a height field displacing points
+            s.params.append("points: wp.array(dtype=wp.vec3)")
+            height = self.scalar_param(s, ("height", "scale", "amplitude"), 0.1, 2.0)
+            self.output(s, "vec", "displaced", f"points[tid] + wp.vec3(0.0, value * {height}, 0.0)", "tid")
+            return
         self.output(s, "float", "out", self.finish(s, "float", "value"), "tid")
