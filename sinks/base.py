@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Protocol
 
 
@@ -47,10 +48,18 @@ class Sink(Protocol):
 
     async def get(self, key: str) -> bytes | None: ...
 
+    def stream(self, key: str, chunk_size: int = 1 << 18) -> AsyncIterator[bytes]:
+        """The object's bytes in chunks of at most ``chunk_size``, never all at once
+        (raises FileNotFoundError when there is no such object)."""
+
     async def size(self, key: str) -> int | None: ...
 
-    async def list(self, prefix: str) -> list[str]:
-        """Keys under ``prefix`` (relative to the sink root), sorted."""
+    async def list(self, prefix: str, start_after: str | None = None) -> list[str]:
+        """Keys under ``prefix`` (relative to the sink root), sorted; with ``start_after``,
+        only the keys after that one (one S3 LIST from there, not from the start)."""
+
+    async def list_dirs(self, prefix: str) -> list[str]:
+        """The next path level under ``prefix`` ("commits/" -> ["p0", "p1"]), sorted."""
 
     async def abort_stale_uploads(self, prefix: str) -> int:
         """Drop unfinished shard uploads under ``prefix`` left by a crashed run."""

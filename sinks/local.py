@@ -146,12 +146,25 @@ class LocalSink:
         except FileNotFoundError:
             return None
 
-    async def list(self, prefix: str) -> list[str]:
+    async def stream(self, key: str, chunk_size: int = 1 << 18):  # noqa: ANN201 - AsyncIterator[bytes]
+        try:
+            f = await anyio.open_file(self._path(key), "rb")
+        except FileNotFoundError:
+            raise FileNotFoundError(f"{key} not found in {self.root}") from None
+        async with f:
+            while chunk := await f.read(chunk_size):
+                yield chunk
+
+    async def list(self, prefix: str, start_after: str | None = None) -> list[str]:
         base = self._path(prefix)
         if not base.exists():
             return []
         keys = [p.relative_to(self.root).as_posix() for p in base.rglob("*") if p.is_file()]
-        return sorted(k for k in keys if TMP_MARK not in k.rsplit("/", 1)[-1])
+        return sorted(k for k in keys if TMP_MARK not in k.rsplit("/", 1)[-1] and (start_after is None or k > start_after))
+
+    async def list_dirs(self, prefix: str) -> list[str]:
+        base = self._path(prefix)
+        return sorted(p.name for p in base.iterdir() if p.is_dir()) if base.is_dir() else []
 
     async def abort_stale_uploads(self, prefix: str) -> int:
         base = self._path(prefix)

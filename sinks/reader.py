@@ -1,5 +1,7 @@
 """Read a dataset the way the commit protocol intends: commits drive reading (a shard
 without a commit is invisible), records come back in (producer, seq, line) order.
+Shards are streamed and checked against their commits (``sinks.shardio``), the commit
+log comes from checkpoints (``sinks.checkpoints``), and fetches run many at a time.
 
 ``iter_records(url)`` is the synchronous API for training code; ``committed_shards(url)``
 lists the shard files for readers that open them in place (HF datasets, pandas, DuckDB,
@@ -16,54 +18,65 @@ from typing import Any
 import anyio
 import zstandard
 
+from sinks.checkpoints import list_commits
 from sinks.dedupfile import load_exclusions
+from sinks.shardio import CorruptShard  # noqa: F401 - re-exported: readers catch it from here
+from sinks.shardio import DEFAULT_CONCURRENCY, ordered_map, prefetched, shard_records
 from sinks.url import opened_sink
 from sinks.where import compile_where
 
 COMMITS_PREFIX = "commits/"
 
 
-async def commit_dicts(sink) -> AsyncIterator[tuple[str, dict[str, Any]]]:  # noqa: ANN001 - any Sink
-    """(commit key, commit as a dict) for every commit, in key order."""
-    for key in await sink.list(COMMITS_PREFIX):
-        if not key.endswith(".json"):
-            continue
-        data = await sink.get(key)
-        if data is not None:
-            yield key, json.loads(data)
+async def commit_dicts(sink, with_ids: bool = False,  # noqa: ANN001 - any Sink
+                       limit: int = DEFAULT_CONCURRENCY) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+    """(commit key, commit as a dict) for every commit, in (producer, seq) order, read from
+    the producers' checkpoints plus the commits after them (``sinks.checkpoints``), with
+    ``limit`` requests in flight. Commits from a checkpoint have no ``ids`` unless ``with_ids``."""
+    for key, commit in await list_commits(sink, limit, with_ids):
+        yield key, commit
 
 
 def decompress_lines(data: bytes) -> Iterator[bytes]:
-    with zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data)) as reader:
+    """Lines of zstd-compressed JSONL bytes held in memory, one at a time."""
+    with zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data), read_across_frames=True) as reader:
         yield from io.BufferedReader(reader)
 
 
-async def shard_lines(sink, commit: dict[str, Any]) -> list[bytes]:  # noqa: ANN001
-    data = await sink.get(commit["shard"])
-    if data is None:
-        raise FileNotFoundError(f"shard {commit['shard']} of a commit is missing")
-    return list(decompress_lines(data))
+async def _with_prefetch(sink, entry: tuple[str, dict[str, Any]]):  # noqa: ANN001, ANN202
+    return entry, await prefetched(sink, entry[1])
+
+
+async def committed_lines(sink, commits: list[tuple[str, dict[str, Any]]],  # noqa: ANN001 - any Sink
+                          limit: int = DEFAULT_CONCURRENCY) -> AsyncIterator[tuple[str, dict[str, Any], bytes]]:
+    """(commit key, commit, JSONL line) of every record of ``commits``, in order, each shard
+    checked against its commit (``CorruptShard`` otherwise); small shards are fetched
+    ``limit`` at a time ahead of their turn, large ones streamed: memory stays bounded."""
+    async for (key, commit), data in ordered_map(commits, lambda e: _with_prefetch(sink, e), limit):
+        async for line in shard_records(sink, commit, key, data):
+            yield key, commit, line
 
 
 async def aiter_records(url: str, endpoint_url: str | None = None,
                         excluded: Mapping[str, Collection[str]] | None = None,
-                        dedup: bool = True) -> AsyncIterator[bytes]:
+                        dedup: bool = True, limit: int = DEFAULT_CONCURRENCY) -> AsyncIterator[bytes]:
     """Raw JSONL lines of every committed record.
 
     ``excluded`` maps a commit's shard key to record ids to skip in that shard. By
     default (``dedup``) it is the dataset's cross-producer dedup file written by
     ``jitsynth dedup`` (``sinks.dedupfile``), so each listed duplicate is read once, at
-    its first copy; ``dedup=False`` reads every committed record.
+    its first copy; ``dedup=False`` reads every committed record. ``limit``: requests in
+    flight (commit and shard fetches).
     """
     async with opened_sink(url, endpoint_url=endpoint_url) as sink:
         if excluded is None and dedup:
             excluded = await load_exclusions(sink)
-        async for _key, commit in commit_dicts(sink):
+        commits = await list_commits(sink, limit)
+        async for _key, commit, line in committed_lines(sink, commits, limit):
             skip = excluded.get(commit["shard"]) if excluded else None
-            for line in await shard_lines(sink, commit):
-                if skip and json.loads(line)["id"] in skip:
-                    continue
-                yield line
+            if skip and json.loads(line)["id"] in skip:
+                continue
+            yield line
 
 
 def iter_records(url: str, endpoint_url: str | None = None,

@@ -25,6 +25,7 @@ from sinks.base import SinkConfigError, SinkError, SinkPermanentError
 log = structlog.get_logger("jitsynth.s3")
 T = TypeVar("T")
 PART_SIZE = 8 << 20
+MAX_POOL = 64  # HTTP connections per client
 
 _PERMANENT_CODES = {
     "InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "NoSuchBucket",
@@ -80,8 +81,9 @@ class S3Sink:
 
     async def open(self) -> None:
         session = aioboto3.Session()
+        # Readers keep up to ~64 requests in flight (sinks.shardio); botocore's default pool is 10.
         config = AioConfig(retries={"max_attempts": 1, "mode": "standard"}, connect_timeout=5, read_timeout=60,
-                           s3={"addressing_style": "path"})
+                           s3={"addressing_style": "path"}, max_pool_connections=MAX_POOL)
         self._client = await self._stack.enter_async_context(
             session.client("s3", endpoint_url=self.endpoint_url, region_name=self.region or "us-east-1", config=config))
         try:
@@ -204,14 +206,55 @@ class S3Sink:
 
         return await self.call("head", attempt)
 
-    async def list(self, prefix: str) -> list[str]:
+    async def stream(self, key: str, chunk_size: int = 1 << 18):  # noqa: ANN201 - AsyncIterator[bytes]
+        """Chunks of one GET body; a transient failure mid-body resumes with a ranged GET
+        from the first byte not yet handed out (the retry budget is the sink's)."""
+        offset = 0
+        while True:
+            async def attempt() -> Any:
+                extra = {"Range": f"bytes={offset}-"} if offset else {}
+                try:
+                    return await self._client.get_object(Bucket=self.bucket, Key=self._key(key), **extra)
+                except ClientError as exc:
+                    if _code(exc) in ("NoSuchKey", "404"):
+                        return None  # not raised in here: FileNotFoundError is an OSError, which is retried
+                    raise
+
+            response = await self.call("get", attempt)
+            if response is None:
+                raise FileNotFoundError(f"{key} not found in s3://{self.bucket}/{self.prefix}")
+            try:
+                async with response["Body"] as body:
+                    async for chunk in body.iter_chunks(chunk_size):
+                        offset += len(chunk)
+                        yield chunk
+                return
+            except Exception as exc:  # noqa: BLE001 - only transient failures are retried
+                if not is_transient(exc):
+                    raise
+                self.retries += 1
+                log.warning("s3 stream interrupted, resuming", key=key, offset=offset, error=str(exc)[:200])
+
+    async def list(self, prefix: str, start_after: str | None = None) -> list[str]:
         async def attempt() -> list[str]:
             keys: list[str] = []
             paginator = self._client.get_paginator("list_objects_v2")
             strip = len(self.prefix) + 1 if self.prefix else 0
-            async for page in paginator.paginate(Bucket=self.bucket, Prefix=self._key(prefix)):
+            extra = {"StartAfter": self._key(start_after)} if start_after else {}
+            async for page in paginator.paginate(Bucket=self.bucket, Prefix=self._key(prefix), **extra):
                 keys += [obj["Key"][strip:] for obj in page.get("Contents", [])]
             return sorted(keys)
+
+        return await self.call("list", attempt)
+
+    async def list_dirs(self, prefix: str) -> list[str]:
+        async def attempt() -> list[str]:
+            names: list[str] = []
+            paginator = self._client.get_paginator("list_objects_v2")
+            base = self._key(prefix)
+            async for page in paginator.paginate(Bucket=self.bucket, Prefix=base, Delimiter="/"):
+                names += [p["Prefix"][len(base):].rstrip("/") for p in page.get("CommonPrefixes", [])]
+            return sorted(names)
 
         return await self.call("list", attempt)
 

@@ -64,6 +64,8 @@ def run(
     shard_records: Annotated[int | None, Opt(help="Roll a shard after N records")] = None,
     shard_bytes: Annotated[str | None, Opt(help="Roll a shard at this compressed size, e.g. 64MiB")] = None,
     shard_age: Annotated[float | None, Opt(help="Roll a shard after this many seconds")] = None,
+    checkpoint_every: Annotated[int | None, Opt(help="Write a commit-log checkpoint every N commits "
+                                                     "(default 100) and at the end of a run")] = None,
     validate: Annotated[str | None, Opt(help="Tiers: codegen,ptx,cpu-compile,execute")] = None,
     keep_ptx: Annotated[bool | None, Opt("--keep-ptx", help="Store each record's NVRTC PTX (runs the ptx tier)")] = None,
     state_dir: Annotated[Path | None, Opt(help="Local cache of the dedup index")] = None,
@@ -82,7 +84,8 @@ def run(
     """Produce: stream deduplicated kernel records into committed shards."""
     cli: dict[str, Any] = dict(out=out, count=count, workers=workers, producer=producer, seed_start=seed_start,
                                shard_records=shard_records, shard_bytes=shard_bytes, shard_age=shard_age,
-                               validate_tiers=validate, keep_ptx=keep_ptx, state_dir=state_dir,
+                               checkpoint_every=checkpoint_every, validate_tiers=validate, keep_ptx=keep_ptx,
+                               state_dir=state_dir,
                                endpoint_url=endpoint_url,
                                batch_size=batch_size, task_timeout=task_timeout, max_rate=max_rate,
                                grace_period=grace_period,
@@ -201,13 +204,14 @@ def verify(url: str, endpoint_url: Annotated[str | None, Opt(envvar="AWS_ENDPOIN
 
 def _run_reader(main: Any) -> Any:
     from sinks.base import SinkConfigError, SinkError
+    from sinks.shardio import CorruptShard
 
     configure("auto", "warning")
     try:
         return anyio.run(main, backend="asyncio")
     except SinkConfigError as exc:
         _fail(2, str(exc))
-    except SinkError as exc:
+    except (SinkError, CorruptShard) as exc:
         _fail(1, str(exc))
     except BrokenPipeError:
         return None

@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     shard_records: int = Field(10_000, ge=1)
     shard_bytes: ByteSize = ByteSize(64 << 20)
     shard_age: float = Field(300.0, gt=0)
+    # A commit-log checkpoint every N commits and at the end of a run (sinks/checkpoints.py).
+    checkpoint_every: int = Field(100, ge=1)
     # NoDecode: the env value is "codegen,ptx", split by the validator below, not JSON.
     validate_tiers: Annotated[list[str], NoDecode] = ["codegen"]
     keep_ptx: bool = False  # store NVRTC PTX in records; reaches workers as the "keep-ptx" pseudo-tier

@@ -103,7 +103,7 @@ def find_duplicates(commits: list[dict[str, Any]]) -> DedupResult:
 async def scan(sink) -> DedupResult:  # noqa: ANN001 - any Sink
     """Read every commit (ids only) in commit-key order and find the duplicates."""
     keyed = []
-    async for key, commit in commit_dicts(sink):
+    async for key, commit in commit_dicts(sink, with_ids=True):  # ids from checkpoints' ids objects
         keyed.append((key.encode(), {k: commit[k] for k in ("producer", "seq", "shard", "sha256", "ids")}))
     keyed.sort(key=lambda kc: kc[0])  # sinks list sorted already; make the order independent of that
     return find_duplicates([commit for _key, commit in keyed])

@@ -31,6 +31,7 @@ def _run_async(fn: Any, *args: Any) -> Any:
     import anyio
 
     from sinks.base import SinkConfigError, SinkError
+    from sinks.shardio import CorruptShard
     from stream.logs import configure
 
     configure("auto", "warning")
@@ -38,7 +39,7 @@ def _run_async(fn: Any, *args: Any) -> Any:
         return anyio.run(fn, *args, backend="asyncio")
     except SinkConfigError as exc:
         _fail(2, str(exc))
-    except (SinkError, FileNotFoundError) as exc:
+    except (SinkError, FileNotFoundError, CorruptShard) as exc:
         _fail(1, str(exc))
 
 
@@ -97,6 +98,7 @@ def export(url: str, to: Annotated[Path, Opt(help="Directory to write the sample
            endpoint_url: EndpointOpt = None) -> None:
     """Write the older one-file-per-sample layout (python_source, cpp_ir_full, cpp_ir_forward...)."""
     from sinks.base import SinkConfigError, SinkError
+    from sinks.shardio import CorruptShard
     from sinks.where import WhereError, compile_where
     from stream.export import BACKENDS, export_per_sample
 
@@ -113,7 +115,7 @@ def export(url: str, to: Annotated[Path, Opt(help="Directory to write the sample
         result = export_per_sample(url, to, endpoint_url=endpoint_url, backends=backends, where=keep, limit=limit)
     except SinkConfigError as exc:
         _fail(2, str(exc))
-    except (SinkError, FileNotFoundError) as exc:
+    except (SinkError, FileNotFoundError, CorruptShard) as exc:
         _fail(1, str(exc))
     except OSError as exc:
         _fail(1, f"writing to {to}: {exc.strerror or exc}")

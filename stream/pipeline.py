@@ -20,9 +20,11 @@ from dataclasses import dataclass, field
 from importlib.metadata import version
 
 import anyio
+import msgspec
 import structlog
 
 from sinks.shard import ShardWriter
+from sinks.checkpoints import CheckpointWriter
 from stream.commitlog import Commit, Failure, commit_key, decode_commit, encode_commit, now_iso, shard_key
 from stream.config import Settings
 from stream.dedup import DedupIndex
@@ -111,6 +113,8 @@ class Producer:
                                self.config_hash, self.warp_version)
             self.next_seq, self.next_seed, self.committed = pos.next_seq, pos.next_seed, pos.committed
             self.metrics.committed.set(self.committed)
+            self.checkpoints = CheckpointWriter(self.sink, self.s.producer, self.s.checkpoint_every)
+            await self.checkpoints.load()
             if self.s.count is not None and self.committed >= self.s.count:
                 log.info("dataset already complete", producer=self.s.producer, committed=self.committed)
                 return RunResult(self.committed, 0, False)
@@ -127,6 +131,7 @@ class Producer:
                         tg.start_soon(self._submit, send)
                         await self._consume(receive)
                         tg.cancel_scope.cancel()
+                await self.checkpoints.write()  # the end of a run (or of a SIGTERM's last commit)
             finally:
                 for task in self._tasks:
                     task.cancel()
@@ -279,6 +284,7 @@ class Producer:
                 raise FencingError(self._fencing_message())
             log.info("commit already present with identical content (resumed run)", seq=shard.seq)
         self.committed += commit.count
+        await self.checkpoints.add(key, msgspec.to_builtins(commit))
         self.index.apply_commit(commit.seq, commit.sha256, commit.ids, self.committed)
         self.next_seq, self.next_seed = shard.seq + 1, shard.seed_end
         self.shards_written += 1

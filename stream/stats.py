@@ -16,7 +16,9 @@ from typing import Any
 import msgspec
 
 from sinks.dedupfile import load_exclusions
-from sinks.reader import commit_dicts, shard_lines
+from sinks.checkpoints import list_commits
+from sinks.reader import committed_lines
+from sinks.shardio import DEFAULT_CONCURRENCY
 
 VALIDATION_KEYS = ("codegen", "cuda_ptx", "cpu_compile", "executed")
 SIZE_KEYS = ("record", "python_source", "cpu.forward", "cpu.backward", "cpu.full", "cuda.forward", "cuda.backward",
@@ -195,18 +197,19 @@ def distribution(values: array | list[int]) -> dict[str, float | int | None]:
             "max": ordered[-1], "mean": round(sum(ordered) / n, 1)}
 
 
-async def collect(sink, url: str = "") -> DatasetStats:  # noqa: ANN001 - any Sink
+async def collect(sink, url: str = "", limit: int = DEFAULT_CONCURRENCY) -> DatasetStats:  # noqa: ANN001
     """One pass over the committed dataset behind ``sink``."""
     stats = DatasetStats(url=url or getattr(sink, "url", ""))
     excluded = await load_exclusions(sink)  # cross-producer duplicates listed by `jitsynth dedup`
-    async for _key, commit in commit_dicts(sink):
+    commits = await list_commits(sink, limit)
+    for _key, commit in commits:
         stats.add_commit(commit)
+    async for _key, commit, line in committed_lines(sink, commits, limit):
         skip = excluded.get(commit["shard"])
-        for line in await shard_lines(sink, commit):
-            if skip and msgspec.json.decode(line)["id"] in skip:
-                stats.cross_duplicates += 1
-                continue
-            stats.add_record(line)
+        if skip and msgspec.json.decode(line)["id"] in skip:
+            stats.cross_duplicates += 1
+            continue
+        stats.add_record(line)
     return stats
 
 

@@ -6,18 +6,24 @@ ids are unique, except cross-producer duplicates that ``dedup/duplicates.json`` 
 by ``jitsynth dedup``) lists exactly: a repeat within one producer, a repeat the file
 does not list (e.g. committed after the pass ran) and a listed entry that is not a
 repeat in the commits are all faults. Shards no commit points to (orphans from a
-crash) are listed.
+crash) are listed. Every commit-log checkpoint must agree with the commits it summarises
+(a damaged one is a fault to repair, though readers already skip it).
+
+Commits and small shards are fetched ``limit`` at a time; large shards are streamed, so
+memory does not grow with shard size.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 
+from typing import Any
+
+from sinks import checkpoints as ckpt
 from sinks.dedupfile import DEDUP_KEY, DedupFileError
 from sinks.dedupfile import load as load_dedup_file
-from sinks.reader import commit_dicts, decompress_lines
+from sinks.shardio import DEFAULT_CONCURRENCY, CorruptShard, ordered_map, prefetched, shard_records
 
 
 @dataclass
@@ -34,7 +40,58 @@ class VerifyReport:
         return not self.faults
 
 
-async def verify(sink) -> VerifyReport:  # noqa: ANN001 - any Sink
+async def _fetched(sink: Any, key: str) -> tuple[str, dict[str, Any] | None, bytes | None]:
+    data = await sink.get(key)
+    if data is None:
+        return key, None, None
+    commit = json.loads(data)
+    return key, commit, await prefetched(sink, commit)
+
+
+async def _shard_ids(sink: Any, key: str, commit: dict[str, Any], data: bytes | None,
+                     report: VerifyReport) -> list[str] | None:
+    """The ids in the shard, or None (with the fault recorded) when it does not match its commit."""
+    ids: list[str] = []
+    try:
+        async for line in shard_records(sink, commit, key, data):
+            ids.append(json.loads(line)["id"])
+    except CorruptShard as exc:
+        report.faults.append(f"{key}: {exc}")
+        return None
+    except (ValueError, KeyError) as exc:
+        report.faults.append(f"{key}: shard {commit['shard']} holds a line that is not a record: {exc}")
+        return None
+    return ids
+
+
+def _check_checkpoints(docs: dict[str, bytes | None], commits: dict[str, dict[str, Any]], report: VerifyReport) -> None:
+    for key, data in docs.items():
+        producer = key.split("/")[1]
+        if key.endswith(".ids.json"):
+            try:
+                doc = json.loads(data or b"")
+                ok = ckpt.digest(doc["ids"]) == doc["digest"]
+                bad = [k for k, ids in doc["ids"].items() if k not in commits or commits[k]["ids"] != ids]
+            except (ValueError, KeyError, TypeError):
+                ok, bad = False, []
+            if not ok or bad:
+                report.faults.append(f"checkpoint ids {key} is damaged or disagrees with commits {bad[:3]}: "
+                                     "readers skip it; rerun the producer to rewrite it, or delete it")
+            continue
+        doc = ckpt.decode(data, producer, key)
+        if doc is None:
+            report.faults.append(f"checkpoint {key} is damaged: readers skip it (slower, not wrong); rerun the "
+                                 "producer to rewrite it, or delete it")
+            continue
+        for entry in doc["commits"]:
+            commit = commits.get(entry["key"])
+            if commit is None or ckpt.summary(commit) != {k: v for k, v in entry.items() if k != "key"}:
+                report.faults.append(f"checkpoint {key} disagrees with {entry['key']}: readers would trust it; "
+                                     "delete the checkpoint and rerun the producer")
+                break
+
+
+async def verify(sink, limit: int = DEFAULT_CONCURRENCY) -> VerifyReport:  # noqa: ANN001 - any Sink
     report = VerifyReport()
     seen: dict[str, tuple[str, str]] = {}  # id -> (commit key, producer) of its first copy
     try:
@@ -46,23 +103,19 @@ async def verify(sink) -> VerifyReport:  # noqa: ANN001 - any Sink
     listed = {(d["shard"], d["id"]): d["first_shard"] for d in (dedup_doc or {}).get("duplicates", [])}
     shard_of: dict[str, str] = {}  # commit key -> shard
     referenced: set[str] = set()
-    async for key, commit in commit_dicts(sink):
+    commits: dict[str, dict[str, Any]] = {}
+    keys = [k for k in await sink.list(f"{ckpt.COMMITS}/") if k.endswith(".json")]
+    async for key, commit, data in ordered_map(keys, lambda k: _fetched(sink, k), limit):
+        if commit is None:
+            report.faults.append(f"{key}: listed but could not be read")
+            continue
+        commits[key] = commit
         report.commits += 1
         shard = commit["shard"]
         referenced.add(shard)
         shard_of[key] = shard
-        data = await sink.get(shard)
-        if data is None:
-            report.faults.append(f"{key}: shard {shard} is missing")
-            continue
-        if len(data) != commit["bytes"]:
-            report.faults.append(f"{key}: shard {shard} has {len(data)} bytes, commit says {commit['bytes']}")
-        if hashlib.sha256(data).hexdigest() != commit["sha256"]:
-            report.faults.append(f"{key}: shard {shard} sha256 differs from the commit")
-        try:
-            ids = [json.loads(line)["id"] for line in decompress_lines(data)]
-        except Exception as exc:  # noqa: BLE001 - any decode failure is a fault to report
-            report.faults.append(f"{key}: shard {shard} does not decode: {exc}")
+        ids = await _shard_ids(sink, key, commit, data, report)
+        if ids is None:
             continue
         if len(ids) != commit["count"]:
             report.faults.append(f"{key}: shard {shard} holds {len(ids)} records, commit says {commit['count']}")
@@ -85,9 +138,18 @@ async def verify(sink) -> VerifyReport:  # noqa: ANN001 - any Sink
             else:
                 report.cross_duplicates += 1
         report.records += len(ids)
-        report.bytes += len(data)
+        report.bytes += int(commit["bytes"])
     for shard, record_id in listed:
         report.faults.append(f"{DEDUP_KEY} lists id {record_id} in {shard}, which is not a repeat of an earlier "
                              "committed id: rerun `jitsynth dedup URL`")
     report.orphans = [k for k in await sink.list("shards/") if k.endswith(".jsonl.zst") and k not in referenced]
+    checkpoint_keys = await sink.list(f"{ckpt.CHECKPOINTS}/")
+    docs = {}
+    async for key, data in ordered_map(checkpoint_keys, lambda k: _keyed_get(sink, k), limit):
+        docs[key] = data
+    _check_checkpoints(docs, commits, report)
     return report
+
+
+async def _keyed_get(sink: Any, key: str) -> tuple[str, bytes | None]:
+    return key, await sink.get(key)

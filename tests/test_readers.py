@@ -182,8 +182,14 @@ def test_verify_fails_on_an_s3_shard_with_one_byte_appended(s3: S3Env, on_s3: st
     client.put_object(Bucket=s3.bucket, Key=key, Body=body + b"\0")
     proc = jitsynth("verify", url, env=s3.env())
     assert proc.returncode == 1
-    assert f"has {len(body) + 1} bytes, commit says {len(body)}" in proc.stdout
-    assert "sha256 differs" in proc.stdout
+    assert f"{commit['shard']} (committed by commits/0/00000001.json) is corrupt: {len(body) + 1} bytes" in proc.stdout
+    assert f"the commit says {len(body)} bytes, {commit['sha256']}" in proc.stdout
+    # Readers stop with one line naming the shard and the repair, never a zstd traceback.
+    for command in (("read", url), ("stats", url)):
+        proc = jitsynth(*command, env=s3.env())
+        assert proc.returncode == 1, command
+        assert proc.stderr.startswith("jitsynth: error: shard ") and "Traceback" not in proc.stderr, proc.stderr
+        assert commit["shard"] in proc.stderr and "restore it from a copy" in proc.stderr
 
 
 def test_card_on_s3_is_stored_next_to_the_data(s3: S3Env, on_s3: str) -> None:

@@ -98,4 +98,14 @@ def test_verify_fails_on_a_shard_with_one_byte_appended(dataset: Path, tmp_path:
     shard.write_bytes(shard.read_bytes() + b"\0")
     proc = jitsynth("verify", str(copy))
     assert proc.returncode == 1
-    assert f"{shard.name} has" in proc.stdout and "FAULT" in proc.stdout
+    assert f"{shard.name} (committed by commits/0/00000001.json) is corrupt" in proc.stdout and "FAULT" in proc.stdout
+    # The reader API raises one clear error before the damaged shard's last record is handed out.
+    from sinks.reader import CorruptShard, iter_records
+
+    seen = []
+    with pytest.raises(CorruptShard, match=f"{shard.name} .* is corrupt"):
+        for record in iter_records(str(copy)):
+            seen.append(record["id"])
+    committed = json.loads((copy / "commits" / "0" / "00000000.json").read_text())["count"]
+    damaged = json.loads((copy / "commits" / "0" / "00000001.json").read_text())["count"]
+    assert committed <= len(seen) < committed + damaged
