@@ -155,7 +155,8 @@ def test_kernels_pass_warp_codegen() -> None:
         kernel = generate(seed)
         try:
             with warp_adapter.KernelModule(kernel.source, f"jitsynth_gen_test_{seed}") as module:
-                module.codegen()
+                # as the worker builds it: a kernel launched with a block size (tiles) for that size
+                module.codegen(block_dim=kernel.launch.block_dim if kernel.launch else None)
         except Exception as exc:  # noqa: BLE001 - collected and reported below
             failures.append((seed, str(exc)[-300:]))
     assert not failures, failures[:3]

@@ -30,12 +30,15 @@ def kind_of(seed: int) -> str:
     return _draw_kind(random.Random(seed))
 
 
-def build(seed: int, kind: str | None = None) -> tuple[str, Ctx]:
-    """(source, builder state) of ``seed``'s kernel; ``kind`` forces the kind (the draw still happens)."""
+def build(seed: int, cfg: GeneratorConfig | None = None, kind: str | None = None) -> tuple[str, Ctx]:
+    """(source, builder state) of ``seed``'s kernel; ``kind`` forces the kind (the draw still happens).
+    Of ``cfg`` the type knobs apply (wide scalars, random builtins); tile kernels have their own
+    size rules (compile-time tile shapes that fit a block)."""
+    cfg = cfg or GeneratorConfig()
     rng = random.Random(seed)
     drawn = _draw_kind(rng)
     kind = kind or drawn
-    ctx = Ctx(rng)
+    ctx = Ctx(rng, cfg.use_wide_scalars, cfg.use_random and "random" in cfg.builtin_groups)
     ctx.block_dim = rng.choice((32, 64, 64, 128, 256))
     KINDS[kind][0](ctx)
     tids = [*ctx.tids[: len(ctx.grid)], *([ctx.lane] if ctx.lane else [])]
@@ -50,9 +53,7 @@ def build(seed: int, kind: str | None = None) -> tuple[str, Ctx]:
 
 
 def generate(seed: int, cfg: GeneratorConfig) -> GeneratedKernel:
-    """The tile kernel of ``seed`` (``cfg`` is accepted for the family interface; tile
-    kernels have their own size rules, compile-time tile shapes that fit a block)."""
-    del cfg
-    source, ctx = build(seed)
+    """The tile kernel of ``seed`` under ``cfg``'s type knobs (see ``build``)."""
+    source, ctx = build(seed, cfg)
     launch = Launch(dim=ctx.grid, block_dim=ctx.block_dim, shapes=tuple(ctx.shapes))
     return GeneratedKernel(seed, f"kernel_{seed}", source, tuple(ctx.helper_names), (), launch, family="tile")

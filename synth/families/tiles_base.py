@@ -26,8 +26,10 @@ class Tile:
 
 
 class Ctx:
-    def __init__(self, rng: random.Random) -> None:
+    def __init__(self, rng: random.Random, wide: bool = True, random_ops: bool = True) -> None:
         self.rng = rng
+        self.wide = wide  # float64 / vec2d / uint32 allowed (GeneratorConfig.use_wide_scalars)
+        self.random = random_ops  # tile_randf / tile_randi allowed (use_random and the "random" group)
         self.consts: dict[str, int] = {}
         self.params: list[str] = []
         self.shapes: list[tuple[str, tuple[int, ...]]] = []

@@ -18,7 +18,7 @@ _SIZES = (4, 8, 8, 16, 16, 32)
 
 
 def _float(ctx: Ctx) -> str:
-    return "float64" if ctx.chance(0.2) else "float32"
+    return "float64" if ctx.chance(0.2) and ctx.wide else "float32"
 
 
 def _grid(ctx: Ctx, dims: int) -> None:
@@ -52,7 +52,7 @@ def elementwise(ctx: Ctx) -> None:
     cur = pipeline(ctx, cur, ctx.rng.randint(1, 4))
     if ctx.chance(0.35):
         reduce_sink(ctx, cur)
-    if ctx.chance(0.15):
+    if ctx.chance(0.15) and ctx.wide:
         to = "float64" if dt == "float32" else "float32"
         cur = ctx.assign("r", f"wp.tile_astype({cur.expr}, {ctx.spell(to)})", to, cur.shape)
     ctx.store_own(ctx.rng.choice(("out", "y", "dst", "result")), cur)
@@ -116,7 +116,7 @@ def gemm(ctx: Ctx) -> None:
 
 def fft(ctx: Ctx) -> None:
     _grid(ctx, 1)
-    dt = "vec2d" if ctx.chance(0.2) else "vec2f"
+    dt = "vec2d" if ctx.chance(0.2) and ctx.wide else "vec2f"
     scalar = "float64" if dt == "vec2d" else "float32"
     # Without MathDx (NVRTC here) a CUDA tile FFT needs its length divisible by block_dim.
     m, n = ctx.rng.choice((1, 2, 4, 8)), ctx.rng.choice((32, 64, 64, 128))
@@ -202,7 +202,7 @@ def sort_scan(ctx: Ctx) -> None:
     _grid(ctx, 1)
     n = ctx.rng.choice((16, 32, 64, 128))
     ctx.const("TILE", n)
-    dt = ctx.rng.choice(("float32", "float32", "int32", "uint32"))
+    dt = ctx.rng.choice(("float32", "float32", "int32", "uint32" if ctx.wide else "int32"))
     keys = ctx.load_own("keys", ctx.rng.choice(("keys", "x", "scores")), dt, (n,))
     if ctx.chance(0.6):
         if ctx.chance(0.3):

@@ -70,7 +70,7 @@ def step(ctx: Ctx, cur: Tile) -> Tile:
     dt, sh, sp = cur.dtype, cur.shape, ctx.spell(cur.dtype)
     two_d = len(sh) == 2
     kinds = ["binop", "scale", "map", "map2", "func", "full", "neg", "astype", "axpy", "extract", "dot",
-             "random", "center"]
+             "center", *(["random"] if ctx.random else [])]
     if two_d:
         kinds += ["broadcast", "view", "reshape", "broadcast"]
         if sh[0] == sh[1]:
