@@ -103,3 +103,14 @@ def test_kernels_are_live_race_free_deterministic_and_cover_volumes() -> None:
     assert len(covered) >= 20, sorted(set(VOLUME_NAMES) - set(covered))
     assert "texture_sample" in used
     assert shapes == {1, 3}
+
+
+def test_type_knobs_remove_transforms_and_matrices() -> None:
+    off = GeneratorConfig(families={"volume": 1.0}, use_transforms=False, use_matrices=False)
+    seen_on = {"wp.transform": False, "wp.mat33": False}
+    for seed in range(300):
+        source = generate(seed, off).source
+        assert "wp.transform" not in source and "wp.mat" not in source, seed
+        on = generate(seed, CFG).source
+        seen_on = {w: seen_on[w] or w in on for w in seen_on}
+    assert all(seen_on.values()), seen_on  # the knobs did remove something

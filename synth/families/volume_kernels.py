@@ -25,6 +25,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
+from synth.config import GeneratorConfig
+
 BOX = 6  # keep equal to synth.families.volume_objects.BOX (that module imports Warp)
 _ZERO3 = ("wp.vec3()", "wp.vec3(0.0)", "wp.vec3(0.0, 0.0, 0.0)")
 
@@ -41,8 +43,9 @@ class Spec:
 
 
 class Shapes:
-    def __init__(self, rng: random.Random) -> None:
+    def __init__(self, rng: random.Random, cfg: GeneratorConfig) -> None:
         self.rng = rng
+        self.cfg = cfg  # the type knobs: no transforms or matrices when they are off
 
     # -- small choices ------------------------------------------------------------------
     def chance(self, p: float) -> bool:
@@ -86,7 +89,7 @@ class Shapes:
         """``x``: the thread's particle, sometimes first moved into the volume's frame (a
         body transform, a literal scale and offset) as colliders and emitters do."""
         r, b = self.rng.random(), s.body
-        if r < 0.2:
+        if r < 0.2 and self.cfg.use_transforms:
             s.params.append(self.rng.choice(("xform: wp.transform", "body: wp.transform")))
             xf = s.params[-1].split(":")[0]
             inverse = self.chance(0.6)
@@ -237,7 +240,7 @@ class Shapes:
         mode, b = self.mode(0.8), s.body
         self.load_position(s)
         b.append(f"    q = wp.volume_world_to_index({vol}, x)")
-        jac = self.chance(0.3)
+        jac = self.chance(0.3) and self.cfg.use_matrices
         if jac:
             b.append(f"    J = wp.mat33({self.rng.choice(('', '0.0'))})")
             b.append(f"    u = wp.volume_sample_grad({vol}, q, wp.Volume.LINEAR, J, dtype=wp.vec3)")

@@ -61,14 +61,13 @@ OBJECT_KINDS = {
 
 
 def generate(seed: int, cfg: GeneratorConfig) -> GeneratedKernel:
-    """The volume kernel module for ``seed`` (``cfg`` picks the family; the shapes here have
-    no knobs of their own yet)."""
-    del cfg
+    """The volume kernel module for ``seed``; of ``cfg`` the shapes honour the type knobs
+    (``use_transforms``, ``use_matrices``)."""
     rng = random.Random(seed)
     names = list(SHAPES)
     shape = rng.choices(names, [SHAPES[n] for n in names])[0]
     spec = Spec()
-    getattr(GridShapes(rng), shape)(spec)
+    getattr(GridShapes(rng, cfg), shape)(spec)
     kernel_name = f"kernel_{seed}"
     lines = ["import warp as wp", "", "", *spec.helpers, "@wp.kernel",
              f"def {kernel_name}({', '.join(spec.params)}):", *spec.body, ""]
