@@ -42,7 +42,7 @@ def _default_families() -> dict[str, float]:
     # over the core builtins, tile kernels (shared memory, block cooperation), geometry
     # queries (meshes, BVHs, hash grids), volumes, and the rest of the language (module
     # constants, custom gradients, generic functions, arrays in structs, slices ...).
-    return {"plain": 1.0, "tile": 0.15, "geometry": 0.08, "volume": 0.04, "lang": 0.0}
+    return {"plain": 1.0, "tile": 0.15, "geometry": 0.08, "volume": 0.04, "lang": 0.08}
 
 
 FAMILY_KEYS = tuple(_default_families())
