@@ -92,12 +92,12 @@ def test_object_kind_is_deterministic_json_and_builds(kind: str) -> None:
             # the centre of a closed mesh is inside (winding number: ungrouped meshes only)
             out[0] = wp.where(q.result and q.sign < 0.0 and (w.sign < 0.0 or mesh_grouped), 1, 0)
         if bvh != wp.uint64(0):
-            item = int(-1)
+            item = int(-1)  # noqa: UP018, RUF046 - a Warp local that the query writes
             query = wp.bvh_query_sphere(bvh, p, 0.01, -1)
             if wp.bvh_query_next(query, item):
                 out[0] = 1
         if grid != wp.uint64(0):
-            n = int(0)
+            n = int(0)  # noqa: UP018, RUF046 - a mutable Warp local
             for index in wp.hash_grid_query(grid, p, 0.01):
                 n += 1
             out[0] = wp.where(n > 0, 1, 0)

@@ -3,7 +3,7 @@
 AABB/sphere overlap counting, SPH-style neighbour search, mesh attribute evaluation,
 triangle-triangle and edge-edge tests, thread-block (tile) BVH and mesh traversals).
 
-A kernel is one *shape* (``geometry_mesh``, ``geometry_spatial``) drawn per seed, filled in
+A kernel is one *shape* (``geometry_mesh``, ``geometry_pairs``, ``geometry_spatial``) drawn per seed, filled in
 with random choices of query form (struct-returning and the older out-argument overloads,
 ``while ..._next(query, i)`` and ``for i in query`` loops, group roots), features computed
 from the results and how they are stored. ``KernelText`` collects parameters, body lines
@@ -33,7 +33,7 @@ _SPELL = {"float32": ("float", "wp.float32"), "vec3f": ("wp.vec3", "wp.vec3f"), 
 # Kernel shapes: (module, function, weight). Weights favour the shapes real code has most.
 _SHAPES = (
     ("geometry_mesh", "sdf", 2.0), ("geometry_mesh", "raycast", 2.0), ("geometry_mesh", "overlap", 1.5),
-    ("geometry_mesh", "attributes", 1.0), ("geometry_mesh", "tri_tri", 1.0), ("geometry_mesh", "edges", 0.7),
+    ("geometry_mesh", "attributes", 1.0), ("geometry_pairs", "tri_tri", 1.0), ("geometry_pairs", "edges", 0.7),
     ("geometry_spatial", "bvh", 1.6), ("geometry_spatial", "neighbours", 1.6), ("geometry_spatial", "tiled", 1.2),
 )
 
