@@ -33,7 +33,11 @@ R = TypeVar("R")
 
 DEFAULT_CONCURRENCY = 32  # requests in flight: S3 answers in 15-30 ms, loopback in ~2 ms
 PREFETCH_MAX_BYTES = 1 << 20  # a shard up to this size is fetched whole ahead of its turn (32 x 1 MiB at most)
-CHUNK = 1 << 18  # compressed bytes per read: ~10 MB of JSONL at the records' ratio
+CHUNK = 1 << 18  # compressed bytes per read
+# Compressed bytes per decompress call: the decompressor has no output cap, so the input is
+# fed in slices; a slice expands to ~0.5 MB of JSONL at the records' ~30x ratio and stays
+# bounded even for pathological (highly repetitive) shards.
+SLICE = 1 << 14
 
 
 class CorruptShard(ValueError):
@@ -80,7 +84,7 @@ def _lines(buffer: bytearray, data: bytes) -> list[bytes]:
     end = buffer.rfind(b"\n")
     if end < 0:
         return []
-    lines = bytes(buffer[: end + 1]).splitlines(keepends=True)
+    lines = [line + b"\n" for line in bytes(buffer[:end]).split(b"\n")]  # not splitlines: only \n ends a line
     del buffer[: end + 1]
     return lines
 
@@ -112,10 +116,11 @@ async def shard_records(sink: Any, commit: dict[str, Any], commit_key: str = "",
         async for chunk in chunks:
             sha.update(chunk)
             size += len(chunk)
-            for line in _lines(buffer, decompressor.decompress(chunk)):
-                if held is not None:
-                    yield held
-                held = line
+            for start in range(0, len(chunk), SLICE):
+                for line in _lines(buffer, decompressor.decompress(chunk[start:start + SLICE])):
+                    if held is not None:
+                        yield held
+                    held = line
     except FileNotFoundError:
         raise CorruptShard(shard, commit_key, "the shard is missing") from None
     except zstandard.ZstdError as exc:

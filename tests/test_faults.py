@@ -17,7 +17,8 @@ import pytest
 
 from tests.conftest import jitsynth, read_local_dataset
 from tests.faults import (DUPLICATES, FAILURES, PROCESSED, RECORDS_COMMITTED, commit_path, commits,
-                          committed_records, free_port, kill_on_random_event, open_shards, reaped, run_until_done,
+                          committed_records, free_port, kill_group, kill_on_random_event, open_shards, reaped,
+                          run_until_done,
                           scrape, snapshot, start, wait_event)
 
 COUNT, SHARD = 200, 20
@@ -171,3 +172,30 @@ def test_incomplete_exit_code_after_sigterm(tmp_path: Path) -> None:
         assert proc.wait(60) == 3, log.read_text()[-2000:]
     assert committed_records(out) < 40
     assert jitsynth("verify", str(out)).returncode == 0
+
+
+def test_sigkill_between_a_commit_and_its_checkpoint_then_resume(reference, tmp_path: Path) -> None:  # noqa: ANN001
+    """Checkpoints every 3 commits (seqs 2, 5, 8): killed once commit 3 exists, the newest
+    checkpoint covers less than the commits; the resumed run rewrites the log's checkpoints
+    so they cover everything, agree with the commits, and readers see the same records."""
+    import json
+
+    out, state = tmp_path / "ds", tmp_path / "st"
+    log = tmp_path / "run.log"
+    proc = start(args_for(out, state, "--max-rate", "20", "--checkpoint-every", "3"), log=log)
+    with reaped(proc):
+        wait_event(proc, lambda: commit_path(out, 3).exists(), "commit 3", log=log)
+        kill_group(proc)
+    checkpoints = sorted((out / "checkpoints" / "0").glob("*[0-9].json"))
+    last_seq = max(c["seq"] for c in commits(out))
+    assert checkpoints and last_seq < COUNT // SHARD - 1  # killed mid-run
+    assert json.loads(checkpoints[-1].read_text())["commits"][-1]["seq"] < last_seq  # commits past the checkpoint
+    from sinks.reader import iter_records
+
+    before = [r["id"] for r in iter_records(str(out))]  # the checkpoint + the commits after it
+    assert before == [i for c in commits(out) for i in c["ids"]]
+    run_until_done(args_for(out, state, "--checkpoint-every", "3"))
+    assert snapshot(out) == reference
+    newest = json.loads(sorted((out / "checkpoints" / "0").glob("*[0-9].json"))[-1].read_text())
+    assert [c["seq"] for c in newest["commits"]] == list(range(COUNT // SHARD))
+    assert jitsynth("verify", str(out)).returncode == 0  # every checkpoint agrees with the commits
