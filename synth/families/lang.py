@@ -7,7 +7,8 @@ pruned) with one to three constructs spliced on top (``synth.families.lang_const
   ``wp.static(...)`` (a loop unrolled over a static range, arithmetic on constants, a
   function picked at codegen time);
 - ``custom_grad``: a ``@wp.func`` with a ``@wp.func_grad`` adjoint (``wp.adjoint[x] += ...``)
-  and sometimes a ``@wp.func_replay``, so the backward kernel calls the custom adjoint;
+  (no ``@wp.func_replay``: see ``Constructs.c_custom_grad``), so the backward kernel calls
+  the custom adjoint;
 - ``generic``: a ``@wp.func`` over ``typing.Any`` called with two types (two overloads);
 - ``struct_arrays``: a ``@wp.struct`` holding arrays (an input, an owned output, an
   accumulator) passed to the kernel and to a helper;
@@ -107,7 +108,9 @@ class _LangBuilder(Constructs, _Builder):
         self.own = ", ".join(tids)
         self.tids = tids
         self.live = live
-        picked = self.rng.sample(CONSTRUCTS, self.rng.choices((1, 2, 3), (0.35, 0.45, 0.2))[0])
+        allowed = [c for c in CONSTRUCTS if (c != "half" or self.cfg.use_wide_scalars)
+                   and (c != "nonsquare" or self.cfg.use_matrices)]  # the type knobs hold here too
+        picked = self.rng.sample(allowed, self.rng.choices((1, 2, 3), (0.35, 0.45, 0.2))[0])
         pieces = [getattr(self, "c_" + name)() for name in CONSTRUCTS if name in picked]
         source = self.splice(plain, kernel_name, pieces, dims)
         helper_names = tuple(h for h in dict.fromkeys(h[0] for h in self.plain_helpers)

@@ -164,12 +164,12 @@ class Constructs:
             else:
                 value = f"wp.clamp({line[1]}, -1.0, 1.0)" if clip else line[1]
                 lines.append(f"{pad}wp.adjoint[{line[0]}] += {value}")
+        # Warp emits the adjoint as adj_<name>: the grad function's own name never reaches
+        # the C++ (and listing it would make <name> a prefix of another listed name).
+        # No @wp.func_replay: a kernel calling one fails clang in the execute tier's batch
+        # module (Warp names the replay replay_<name>_<n> with a per-module counter).
         p.funcs.append(lines)
-        p.helpers += [name, grad]
-        if rng.random() < 0.35:  # a replay function: what the backward pass re-runs instead
-            replay = f"{name}_replay"
-            p.funcs.append([f"@wp.func_replay({name})", f"def {replay}({sig}):", f"    return {forward}"])
-            p.helpers.append(replay)
+        p.helpers.append(name)
         if name in ("clamp_st", "clip_passthrough"):
             bound = round(rng.uniform(0.5, 3.0), 1)
             args = [self.value(), f"-{bound}", str(bound)]
