@@ -27,7 +27,7 @@ def tri_tri(k) -> None:
     k.dim = (k.pick((8, 16)),)
     k.tid(1)
     face = face_index(k, m0)
-    move = k.pick(("none", "offset", "xform"))
+    move = k.pick(("none", "offset", "xform") if k.eb.cfg.use_transforms else ("none", "offset"))
     xform = None
     if move == "xform":  # per-thread placements of the query mesh, as the example batches them
         xforms = k.array("transformf", k.dim, "xforms", "poses")
@@ -63,7 +63,7 @@ def tri_tri(k) -> None:
     for u, (bu, bv) in zip(us, (("1.0", "0.0"), ("0.0", "1.0"), ("0.0", "0.0")), strict=True):
         k.emit(2, f"{u} = wp.mesh_eval_position({m1}, {f}, {bu}, {bv})")
     args = ", ".join(vs + us)
-    if k.chance(0.3):  # the double-precision overload
+    if k.eb.cfg.use_wide_scalars and k.chance(0.3):  # the double-precision overload
         args = ", ".join(f"wp.vec3d({x})" for x in vs + us)
     k.emit(2, f"if wp.intersect_tri_tri({args}){k.pick((' == 1', ' > 0', ' != 0'))}:")
     if fold == "accum":
