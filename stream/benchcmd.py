@@ -50,12 +50,31 @@ def bench(
     dedup_ids: Annotated[int, Opt(help="Dedup index at N synthetic ids (0: skip)")] = 0,
     compression: Annotated[bool, Opt(help="Compare zstd settings on generated records")] = True,
     results_dir: Annotated[Path, Opt(help="Where results are kept")] = Path("bench/results"),
+    log_scale: Annotated[int, Opt(help="Only this: write N synthetic commits and time open/read/stats/verify "
+                                       "(0: skip)")] = 0,
+    log_producers: Annotated[int, Opt(help="Producers of the --log-scale dataset")] = 50,
 ) -> None:
     """Pipeline vs codegen ceiling, side by side in one run (see README: Performance)."""
     from stream.bench import run_bench
     from stream.logs import configure
 
     configure("console", "warning")
+    if log_scale:
+        import tempfile
+
+        from stream.logscale import run_log_scale
+        from stream.logscale import table as log_table
+
+        with tempfile.TemporaryDirectory(prefix="jitsynth-logscale-") as tmp:
+            found = run_log_scale(log_scale, log_producers, s3, Path(tmp))
+        results_dir.mkdir(parents=True, exist_ok=True)
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        text = json.dumps(found, indent=2)
+        (results_dir / f"logscale-{stamp}.json").write_text(text + "\n")
+        if json_file:
+            json_file.write_text(text + "\n")
+        typer.echo(log_table(found))
+        return
     result = run_bench(kernels, workers, with_s3=s3, rounds=rounds)
     if profile:
         import multiprocessing

@@ -125,3 +125,24 @@ def test_dedup_reads_ids_objects_and_falls_back_when_one_is_damaged(dataset: Pat
     again = anyio.run(list_commits, LocalSink(copy), 32, True)
     assert again == whole
     assert jitsynth("dedup", str(copy)).returncode == 0
+
+
+def test_log_scale_simulation_counts_requests_and_checks_itself(tmp_path: Path) -> None:
+    """The --log-scale tool on a local directory: its dataset verifies clean, and opening it
+    takes one checkpoint GET per producer where the baseline fetches every commit."""
+    from sinks.url import opened_sink
+    from stream.logscale import measure, write_dataset
+
+    template = {"id": "", "python_source": "import warp as wp\n", "kernel_name": "k"}
+
+    async def main() -> dict:
+        async with opened_sink(str(tmp_path / "ds")) as sink:
+            await write_dataset(sink, 250, 5, template, checkpoint_every=20)
+        return await measure(lambda: opened_sink(str(tmp_path / "ds")), 8)
+
+    found = anyio.run(main, backend="asyncio")
+    assert found["open_now"]["commits"] == found["open_baseline"]["commits"] == 250
+    assert found["open_now"]["gets"] == 5  # one checkpoint per producer (written at seqs 19, 39 and the end, 49)
+    assert found["open_baseline"]["gets"] == 250
+    assert found["verify_now"]["faults"] == found["verify_baseline"]["faults"] == 0
+    assert found["stats_now"]["gets"] >= 250  # every shard is read
