@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any, TypeVar
@@ -31,7 +32,16 @@ import zstandard
 T = TypeVar("T")
 R = TypeVar("R")
 
-DEFAULT_CONCURRENCY = 32  # requests in flight: S3 answers in 15-30 ms, loopback in ~2 ms
+def _concurrency() -> int:
+    value = os.environ.get("JITSYNTH_READ_CONCURRENCY", "32")
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"JITSYNTH_READ_CONCURRENCY={value!r}: want a whole number >= 1")
+    return int(value)
+
+
+# Requests in flight for every reader (read, stats, verify, card, dedup, export, iter_records):
+# S3 answers in 15-30 ms, loopback in ~2 ms. $JITSYNTH_READ_CONCURRENCY overrides it.
+DEFAULT_CONCURRENCY = _concurrency()
 PREFETCH_MAX_BYTES = 1 << 20  # a shard up to this size is fetched whole ahead of its turn (32 x 1 MiB at most)
 CHUNK = 1 << 18  # compressed bytes per read
 # Compressed bytes per decompress call: the decompressor has no output cap, so the input is
