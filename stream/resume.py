@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import structlog
 
+from sinks.shardio import DEFAULT_CONCURRENCY, ordered_map
 from stream.commitlog import Commit, commit_keys, load_commit, seq_of
 from stream.config import ConfigError
 from stream.dedup import DedupIndex
@@ -63,11 +64,15 @@ async def resume(sink, producer: str, seed_start: int, index: DedupIndex,  # noq
     elif replay_from == 0:
         log.info("no local index; rebuilding it from the commits", commits=len(keys))
     total = index.committed_total()
-    for key in keys[replay_from:]:
-        commit = last if key == keys[-1] else await load_commit(sink, key)
+    # Rebuilding a lost index reads every commit of the producer: many at a time, in order.
+    async for commit in ordered_map(keys[replay_from:], lambda k: _load(sink, k, keys[-1], last), DEFAULT_CONCURRENCY):
         total += commit.count
         index.apply_commit(commit.seq, commit.sha256, commit.ids, total)
     loaded = index.load_bloom()
     log.info("resumed", producer=producer, next_seq=last.seq + 1, next_seed=last.seed_end, committed=total,
              replayed=len(keys) - replay_from, index_ids=loaded)
     return Position(last.seq + 1, last.seed_end, total, last)
+
+
+async def _load(sink, key: str, last_key: str, last: Commit) -> Commit:  # noqa: ANN001 - any Sink
+    return last if key == last_key else await load_commit(sink, key)
