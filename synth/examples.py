@@ -144,6 +144,11 @@ def _launch(kernel: wp.Kernel, params: list[tuple[str, type]], dim: list[int], i
     # Every array after the launch: outputs, and inputs a kernel may also have written.
     outputs = {name: _encode_array(t.dtype, values[name].numpy(), t.ndim)
                for name, t in params if wp.types.is_array(t)}
+    for name, t in params:  # arrays inside struct parameters are outputs too ("params.out")
+        if wp.types.type_is_struct(t):
+            for field, ft in warp_adapter.struct_fields(t).items():
+                if wp.types.is_array(ft):
+                    outputs[f"{name}.{field}"] = _encode_array(ft.dtype, getattr(values[name], field).numpy(), ft.ndim)
     for name, obj in built.items():  # objects a kernel may write (volume_store): their contents
         kind = objects.kind(inputs[name]["kind"])
         if kind.read is not None:
