@@ -53,6 +53,20 @@ def helper(ctx: Ctx, arity: int, dtype: str) -> str:
     return name
 
 
+_REDUCERS = ("x + y", "wp.max(x, y)", "wp.min(x, y)", "wp.max(wp.abs(x), wp.abs(y))", "wp.min(wp.abs(x), wp.abs(y))",
+             "wp.abs(x) + wp.abs(y)")
+
+
+def reducer(ctx: Ctx, dtype: str) -> str:
+    """A ``@wp.func`` combining two partial results for ``tile_reduce``: associative and
+    commutative, as a reduction tree needs (the block's tree order is not the CPU's)."""
+    name = ctx.fresh(ctx.rng.choice(("combine", "reduce_op", "merge")))
+    sp = ctx.spell(dtype)
+    ctx.helpers += ["@wp.func", f"def {name}(x: {sp}, y: {sp}):", f"    return {ctx.rng.choice(_REDUCERS)}", "", ""]
+    ctx.helper_names.append(name)
+    return name
+
+
 def _reads(expr: str, name: str) -> bool:
     import re
 
@@ -223,9 +237,10 @@ def reduce_sink(ctx: Ctx, cur: Tile) -> None:
     if pick < 0.5:
         op = ctx.rng.choice(("tile_sum", "tile_max", "tile_min", "reduce", "reduce_func", "arg"))
         if op == "reduce":
-            expr = f"wp.tile_reduce(wp.{ctx.rng.choice(('add', 'min', 'max', 'mul' if cur.shape[0] <= 4 else 'add'))}, {cur.expr})"
+            small = len(cur.shape) == 1 and cur.shape[0] <= 16  # a product of more could overflow
+            expr = f"wp.tile_reduce(wp.{ctx.rng.choice(('add', 'min', 'max', 'mul' if small else 'add'))}, {cur.expr})"
         elif op == "reduce_func":
-            expr = f"wp.tile_reduce({helper(ctx, 2, dt)}, {cur.expr})"
+            expr = f"wp.tile_reduce({reducer(ctx, dt)}, {cur.expr})"
         elif op == "arg":
             expr = f"wp.{ctx.rng.choice(('tile_argmax', 'tile_argmin'))}({cur.expr})"
             dt = "int32"
