@@ -42,11 +42,10 @@ def build(seed: int, cfg: GeneratorConfig | None = None, kind: str | None = None
     ctx.block_dim = rng.choice((32, 64, 64, 128, 256))
     KINDS[kind][0](ctx)
     tids = [*ctx.tids[: len(ctx.grid)], *([ctx.lane] if ctx.lane else [])]
-    out = ["import warp as wp", ""]
     text = "\n".join(ctx.body + ctx.helpers)
-    out += [f"{name} = wp.constant({value})" for name, value in ctx.consts.items()
-            if re.search(rf"\b{name}\b", text)]  # a size no shape ended up spelling is not emitted
-    out += ["", ""] + ctx.helpers
+    consts = [f"{name} = wp.constant({value})" for name, value in ctx.consts.items()
+              if re.search(rf"\b{name}\b", text)]  # a size no shape ended up spelling is not emitted
+    out = ["import warp as wp", "", *([*consts, ""] if consts else []), "", *ctx.helpers]
     out += ["@wp.kernel", f"def kernel_{seed}({', '.join(ctx.params)}):", f"    {', '.join(tids)} = wp.tid()",
             *ctx.body, ""]
     return "\n".join(out), ctx

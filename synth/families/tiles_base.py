@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 # dtype name -> spellings real code uses for it (one is drawn per kernel)
 _SPELL = {"float32": ("float", "wp.float32"), "float64": ("wp.float64",), "int32": ("int", "wp.int32"),
-          "vec2f": ("wp.vec2f",), "vec2d": ("wp.vec2d",), "uint32": ("wp.uint32",)}
+          "vec2f": ("wp.vec2f",), "vec3f": ("wp.vec3", "wp.vec3f"), "vec2d": ("wp.vec2d",), "uint32": ("wp.uint32",)}
 FLOATS = ("float32", "float64")
 
 

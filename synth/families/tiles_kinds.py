@@ -267,7 +267,19 @@ def per_thread(ctx: Ctx) -> None:
     if parts == ["hist"]:
         parts.append("tile")  # v (the thread's value) is read by something
     for part in parts:
-        if part == "tile":
+        if part == "tile" and ctx.chance(0.35):  # vector values: a tile of vec3 (preserve_type)
+            vec = ctx.spell("vec3f")
+            p = ctx.array(ctx.rng.choice(("pos", "vel", "dirs")), "vec3f", (ctx.grid[0], b))
+            t = ctx.assign("t", f"wp.tile({p}[{i}, {lane}] * {v}, preserve_type=True)", "vec3f", (0,))
+            t = ctx.assign("t", f"{t.expr} + wp.tile({vec}({v}, 0.0, 1.0), preserve_type=True)" if ctx.chance(0.5)
+                           else f"{t.expr} * {round(ctx.rng.uniform(-2, 2), 2)}", "vec3f", (0,))
+            if ctx.chance(0.5):
+                out = ctx.array(ctx.rng.choice(("out", "moved")), "vec3f", (ctx.grid[0], b))
+                ctx.emit(f"{out}[{i}, {lane}] = wp.untile({t.expr})")
+            else:
+                red = ctx.array(ctx.rng.choice(("block_sum", "centroid")), "vec3f", ctx.grid)
+                ctx.emit(f"wp.tile_store({red}, wp.tile_sum({t.expr}), offset={i})")
+        elif part == "tile":
             t = ctx.assign("t", f"wp.tile({v})", "float32", (0,))
             t = ctx.assign("t", f"wp.tile_map({helper(ctx, 1, 'float32')}, {t.expr})" if ctx.chance(0.5)
                            else f"{t.expr} * {round(ctx.rng.uniform(-2, 2), 2)} + wp.tile({v} * {v})", "float32", (0,))
