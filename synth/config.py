@@ -42,7 +42,10 @@ def _default_families() -> dict[str, float]:
     # over the core builtins, tile kernels (shared memory, block cooperation), geometry
     # queries (meshes, BVHs, hash grids), volumes, and the rest of the language (module
     # constants, custom gradients, generic functions, arrays in structs, slices ...).
-    return {"plain": 1.0, "tile": 0.15, "geometry": 0.08, "volume": 0.04, "lang": 0.08}
+    # Tiles and geometry near their shares in warp.examples (15% each) and warp.tests (25% /
+    # 4%): measured builtin JSD against both corpora, 2,000 seeds: tile weight 0.15 -> 0.136,
+    # 0.2 -> 0.127, 0.3 -> 0.115 (jitsynth report --against).
+    return {"plain": 1.0, "tile": 0.25, "geometry": 0.1, "volume": 0.04, "lang": 0.08}
 
 
 FAMILY_KEYS = tuple(_default_families())
