@@ -15,7 +15,10 @@ break, continue, return) and removes
 
 Effects (the roots of liveness) are array stores and atomics, calls of void helpers
 (they store into arrays), debug output (``print``, ``wp.printf``, ``wp.expect_*``) and
-returns. The pass is a pure function of the source text, so generation stays
+returns; for the kernel families also tile and volume stores, in-place tile builtins and
+stores into arrays held by structs. A helper is reached when a reached function names it
+(a call, or a builtin it is handed to: ``wp.tile_map(f, t)``); ``@wp.func_grad(f)``
+functions stay with ``f``. The pass is a pure function of the source text, so generation stays
 deterministic; its output is formatted by ``ast.unparse``.
 """
 
@@ -23,11 +26,19 @@ from __future__ import annotations
 
 import ast
 import copy
+import re
 from collections.abc import Iterable
 
 from synth.modinfo import decorator_name
 
 _OUTPUT_CALLS = frozenset({"print", "printf", "expect_eq", "expect_neq", "expect_near"})
+# Builtins that write memory (arrays, volumes) or update a tile argument in place (which
+# argument differs per builtin: tile_matmul's third, a solve's right-hand side, both of a
+# sort's): kept whenever reached, and every argument they take is read. Conservative for
+# the tile and volume families, whose kernels are live by construction (synth.quality
+# checks them); the plain generator never emits these.
+_EFFECT_BUILTINS = re.compile(r"^(tile_store\w*|tile_atomic_\w+|tile_scatter_\w+|volume_store\w*|tile_assign|"
+                              r"tile_axpy|tile_fft|tile_ifft|tile_sort|tile_matmul|tile_\w+_inplace|tile_stack_\w+)$")
 # Builtins that update their first argument in place (tests/test_prune.py checks this
 # against the void builtins of Warp's registry that the generator uses).
 INPLACE = frozenset({"transform_set_translation", "transform_set_rotation", "transform_set_scale"})
@@ -64,7 +75,7 @@ def _reads(node: ast.AST | None, arrays: frozenset[str] = frozenset()) -> set[st
 
 def _element(node: ast.Subscript) -> str:
     parts = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
-    return f"{node.value.id}[{', '.join(ast.unparse(p) for p in parts)}]"  # type: ignore[attr-defined]
+    return f"{ast.unparse(node.value)}[{', '.join(ast.unparse(p) for p in parts)}]"
 
 
 def _root(node: ast.expr) -> str | None:
@@ -109,7 +120,8 @@ class _FunctionPruner:
         for n in ast.walk(node):
             if isinstance(n, ast.Call):
                 name = _call_name(n)
-                if name.startswith("atomic_") or name in _OUTPUT_CALLS or name in self.void_helpers:
+                if name.startswith("atomic_") or name in _OUTPUT_CALLS or name in self.void_helpers \
+                        or _EFFECT_BUILTINS.match(name):
                     return True
         return False
 
@@ -122,8 +134,10 @@ class _FunctionPruner:
         return element in self.exit and element not in live and f"{call.args[0].id}[*]" not in live
 
     def is_array_target(self, target: ast.expr) -> bool:
-        return isinstance(target, ast.Subscript) and isinstance(target.value, ast.Name) \
-            and target.value.id in self.arrays
+        # ``a[i]`` of an array, or ``s.field[i]``: an array inside a struct (kept: conservative)
+        return isinstance(target, ast.Subscript) and (
+            (isinstance(target.value, ast.Name) and target.value.id in self.arrays)
+            or isinstance(target.value, ast.Attribute))
 
     def run(self, body: list[ast.stmt]) -> list[ast.stmt]:
         return self.block(body, set(self.exit), None)[0]
@@ -287,8 +301,13 @@ def _prune_once(tree: ast.Module, kernel_name: str, inplace: set[str]) -> str:
     while frontier:  # helpers the kernel calls, directly or through other helpers
         reached |= frontier
         calls = {_call_name(c) for f in funcs if f.name in frontier for c in ast.walk(f) if isinstance(c, ast.Call)}
+        # ... or hand to a builtin (wp.tile_map(f, t), wp.tile_reduce(f, t), wp.static(f if ... else g))
+        calls |= _used_names([f for f in funcs if f.name in frontier])
         frontier = {f.name for f in funcs if f.name in calls} - reached
-    tree.body = [n for n in tree.body if not isinstance(n, ast.FunctionDef) or n.name in reached]
+    # Functions under other decorators (@wp.func_grad(f), @wp.func_replay(f)) belong to the
+    # function they name and stay while it does.
+    tree.body = [n for n in tree.body if not isinstance(n, ast.FunctionDef) or n.name in reached
+                 or (_decorator(n) not in ("func", "kernel") and _used_names(n.decorator_list) & reached)]
     _drop_unused_helper_params(tree, [f for f in funcs if f.name in reached and f is not kernel])
     _prune_structs(tree)
     return _format(tree)

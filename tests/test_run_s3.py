@@ -13,8 +13,10 @@ def test_run_to_s3_then_read_and_verify(s3: S3Env, tmp_path, monkeypatch) -> Non
     jitsynth("run", "--out", url, "--endpoint-url", s3.endpoint, "--count", "40", "--workers", "2",
              "--shard-records", "20", "--state-dir", str(tmp_path / "state"), env=s3.env(), check=True)
     keys = sorted(o["Key"] for o in s3.client().list_objects_v2(Bucket=s3.bucket, Prefix="ds1/")["Contents"])
-    assert keys[:2] == ["ds1/commits/0/00000000.json", "ds1/commits/0/00000001.json"]
-    assert [k[:len("ds1/shards/0/00000000-")] for k in keys[2:]] == ["ds1/shards/0/00000000-", "ds1/shards/0/00000001-"]
+    # the end-of-run commit-log checkpoint (and its ids object), the commits, the shards
+    assert keys[:2] == ["ds1/checkpoints/0/00000001.ids.json", "ds1/checkpoints/0/00000001.json"]
+    assert keys[2:4] == ["ds1/commits/0/00000000.json", "ds1/commits/0/00000001.json"]
+    assert [k[:len("ds1/shards/0/00000000-")] for k in keys[4:]] == ["ds1/shards/0/00000000-", "ds1/shards/0/00000001-"]
     commit = json.loads(s3.client().get_object(Bucket=s3.bucket, Key="ds1/commits/0/00000001.json")["Body"].read())
     assert commit["count"] == 20 and commit["seq"] == 1 and len(commit["ids"]) == 20
 
