@@ -165,6 +165,10 @@ def _inputs(params: list[tuple[str, type]], rng: np.random.Generator, dim: tuple
             inputs[name] = {"type": "object", "kind": kind, "data": objects.kind(kind).make(rng)}
         else:
             inputs[name] = _random_value(t, rng, dim, launch.shape_of(name) if launch is not None else None)
+            if launch is not None and name in launch.sorted and wp.types.is_array(t):
+                values = np.array(inputs[name]["data"], dtype=object).reshape(-1)
+                inputs[name]["data"] = np.array(sorted(values), dtype=object).reshape(
+                    np.shape(inputs[name]["data"])).tolist()
     return inputs
 
 

@@ -23,6 +23,8 @@ class Launch:
     shapes: tuple[tuple[str, tuple[int, ...]], ...] = ()
     # wp.uint64 parameter -> object kind (synth.objects: "mesh", "bvh", "hash_grid", "volume_f" ...)
     objects: tuple[tuple[str, str], ...] = ()
+    # array parameters whose example values are sorted ascending (what wp.lower_bound searches)
+    sorted: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.dim or any(d < 1 for d in self.dim) or len(self.dim) > 4:

@@ -116,3 +116,21 @@ def test_gpu_compare_verdicts_cover_object_outputs() -> None:
     assert compare(cpu, cpu, 1e-5, 1e-6) == "exact"
     assert compare(cpu, near, 1e-5, 1e-6) == "close"
     assert compare(cpu, far, 1e-5, 1e-6) == "differ"
+
+
+def test_sorted_arrays_get_sorted_example_values_and_replay() -> None:
+    from synth import validate, warp_adapter
+
+    warp_adapter.init_warp()
+    src = ("import warp as wp\n\n\n@wp.kernel\ndef k(edges: wp.array(dtype=float), x: wp.array(dtype=float), "
+           "out: wp.array(dtype=int)):\n    i = wp.tid()\n    out[i] = wp.lower_bound(edges, x[i])\n")
+    launch = Launch((8,), shapes=(("edges", (16,)),), sorted=("edges",))
+    with warp_adapter.KernelModule(src, "jitsynth_sorted_test", "k.py") as module:
+        outcome = validate.run_tiers([validate.Item(5, module.pymodule.k, "", launch)], ("cpu-compile", "execute"))[0]
+        assert outcome.execution == "ok", outcome.errors
+        for example in outcome.examples:
+            edges = example["inputs"]["edges"]["data"]
+            assert len(edges) == 16 and edges == sorted(edges) and example["inputs"]["x"]["data"] != sorted(
+                example["inputs"]["x"]["data"])  # only the listed array is sorted
+        record = {"python_source": src, "kernel_name": "k", "examples": outcome.examples}
+    assert validate.replay_records([record]) == [[e["outputs"] for e in outcome.examples]]

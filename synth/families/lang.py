@@ -118,7 +118,8 @@ class _LangBuilder(Constructs, _Builder):
         struct_names = tuple(s for s in self.plain_structs if f"class {s}:" in plain) + \
             tuple(n for p in pieces for n in p.structs)
         shapes = tuple(sh for p in pieces for sh in p.shapes)
-        launch = Launch((EXTENT[dims],) * dims, shapes=shapes) if shapes else None
+        ordered = tuple(a for p in pieces for a in p.sorted)
+        launch = Launch((EXTENT[dims],) * dims, shapes=shapes, sorted=ordered) if shapes else None
         return GeneratedKernel(seed, kernel_name, source, helper_names, struct_names, launch, "lang")
 
     def splice(self, plain: str, kernel_name: str, pieces: list[Piece], dims: int) -> str:

@@ -32,6 +32,7 @@ class Piece:
     helpers: list[str] = field(default_factory=list)  # every function the piece defines
     structs: list[str] = field(default_factory=list)
     shapes: list[tuple[str, tuple[int, ...]]] = field(default_factory=list)  # Launch array shapes
+    sorted: list[str] = field(default_factory=list)  # arrays whose example values are sorted (Launch.sorted)
     needs_any: bool = False
 
 
@@ -363,6 +364,7 @@ class Constructs:
         ints = rng.random() < 0.3
         p.params.append(f"{arr}: wp.array(dtype={'wp.int32' if ints else 'float'})")
         p.shapes.append((arr, (n,)))
+        p.sorted.append(arr)  # a binary search wants sorted breakpoints, as real callers pass
         key = self.local(p, "key", self.value("int32") if ints else self.value())
         if rng.random() < 0.3:
             found = f"wp.lower_bound({arr}, 1, {arr}.shape[0] - 1, {key})"
