@@ -158,11 +158,19 @@ def _launch(kernel: wp.Kernel, params: list[tuple[str, type]], dim: list[int], i
 
 def _inputs(params: list[tuple[str, type]], rng: np.random.Generator, dim: tuple[int, ...],
             launch: Launch | None) -> dict:
-    inputs = {}
-    for name, t in params:
+    inputs: dict[str, dict] = {}
+    for name, t in params:  # objects first: arrays may hold what an object was built from
         kind = launch.object_of(name) if launch is not None else None
         if kind is not None:
             inputs[name] = {"type": "object", "kind": kind, "data": objects.kind(kind).make(rng)}
+    for name, t in params:
+        source = launch.derived_from(name) if launch is not None else None
+        if name in inputs:
+            continue
+        if source is not None and wp.types.is_array(t):
+            scalar, _ = warp_adapter.composite_layout(t.dtype)
+            values = np.asarray(inputs[source[0]]["data"][source[1]], dtype=wp.dtype_to_numpy(scalar))
+            inputs[name] = _encode_array(t.dtype, values, t.ndim)
         else:
             inputs[name] = _random_value(t, rng, dim, launch.shape_of(name) if launch is not None else None)
             if launch is not None and name in launch.sorted and wp.types.is_array(t):

@@ -25,6 +25,12 @@ class Launch:
     objects: tuple[tuple[str, str], ...] = ()
     # array parameters whose example values are sorted ascending (what wp.lower_bound searches)
     sorted: tuple[str, ...] = ()
+    # array parameter -> (object parameter, field of its construction data): the array holds
+    # what the object was built from (the points a hash grid bucketed), as a host program passes
+    derived: tuple[tuple[str, tuple[str, str]], ...] = ()
+
+    def derived_from(self, param: str) -> tuple[str, str] | None:
+        return dict(self.derived).get(param)
 
     def __post_init__(self) -> None:
         if not self.dim or any(d < 1 for d in self.dim) or len(self.dim) > 4:

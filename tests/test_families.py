@@ -134,3 +134,23 @@ def test_sorted_arrays_get_sorted_example_values_and_replay() -> None:
                 example["inputs"]["x"]["data"])  # only the listed array is sorted
         record = {"python_source": src, "kernel_name": "k", "examples": outcome.examples}
     assert validate.replay_records([record]) == [[e["outputs"] for e in outcome.examples]]
+
+
+def test_derived_arrays_hold_what_their_object_was_built_from() -> None:
+    """A hash-grid kernel's particle array is the grid's own points (as in warp.examples' sph)."""
+    from synth.examples import _inputs
+
+    cfg = GeneratorConfig(families={"geometry": 1.0})
+    kernel = next(k for k in (generate(s, cfg) for s in range(300)) if k.launch.derived)
+    array, (obj, field) = kernel.launch.derived[0]
+    import numpy as np
+
+    from synth import warp_adapter
+
+    warp_adapter.init_warp()
+    with warp_adapter.KernelModule(kernel.source, "jitsynth_derived_test", "k.py") as module:
+        params = warp_adapter.kernel_params(getattr(module.pymodule, kernel.kernel_name))
+    inputs = _inputs(params, np.random.default_rng([1, 0]), kernel.launch.dim, kernel.launch)
+    assert inputs[obj]["type"] == "object" and inputs[array]["type"] == "array"
+    assert np.allclose(np.array(inputs[array]["data"], dtype=float), np.array(inputs[obj]["data"][field]))
+    assert inputs[array]["shape"] == [len(inputs[obj]["data"][field])]

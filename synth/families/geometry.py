@@ -48,6 +48,7 @@ class KernelText:
         self.params: list[str] = []
         self.objects: list[tuple[str, str]] = []
         self.shapes: list[tuple[str, tuple[int, ...]]] = []
+        self.derived: list[tuple[str, tuple[str, str]]] = []  # array -> (object param, data field)
         self.body: list[str] = []
         self.funcs: list[list[str]] = []
         self.helper_names: list[str] = []
@@ -197,7 +198,8 @@ class KernelText:
         lines += ["@wp.kernel", f"def {name}({', '.join(self.params)}):", *self.body, ""]
         source = prune("\n".join(lines), name)
         helpers = tuple(h for h in self.helper_names if f"def {h}(" in source)
-        launch = Launch(self.dim, block_dim=self.block_dim, shapes=tuple(self.shapes), objects=tuple(self.objects))
+        launch = Launch(self.dim, block_dim=self.block_dim, shapes=tuple(self.shapes), objects=tuple(self.objects),
+                        derived=tuple(self.derived))
         return GeneratedKernel(seed, name, source, helpers, (), launch, family)
 
 

@@ -121,6 +121,7 @@ def neighbours(k) -> None:
     k.dim = (GRID_POINTS,)
     k.tid(1)
     pts = k.array("vec3f", k.dim, "particle_x", "points", "positions")
+    k.derived.append((pts, (grid, "points")))  # the particles the grid was built from, as in sph
     if k.chance(0.6):
         k.emit(1, "i = wp.hash_grid_point_id(" + grid + ", tid)")  # visit points in cell order
         k.taken.add("i")
