@@ -206,7 +206,7 @@ def test_indexed_job_drains_restarts_and_takes_its_producer_from_the_index() -> 
     job = k8s_job()
     spec, pod = job["spec"], job["spec"]["template"]["spec"]
     assert spec["completionMode"] == "Indexed" and spec["completions"] == spec["parallelism"]
-    assert pod["restartPolicy"] == "OnFailure"
+    assert pod["restartPolicy"] == "Never"  # per-index backoff requires it (see the API rules test)
     container = job_container()
     env = {e["name"]: e for e in container["env"]}
     grace = float(env["JITSYNTH_GRACE_PERIOD"]["value"]) if "JITSYNTH_GRACE_PERIOD" in env else GRACE_DEFAULT
@@ -275,3 +275,44 @@ def test_kustomize_build_renders_the_job_with_its_config_map() -> None:
     [container] = docs["Job"]["spec"]["template"]["spec"]["containers"]
     assert container["envFrom"] == [{"configMapRef": {"name": docs["ConfigMap"]["metadata"]["name"]}}]
     assert docs["ConfigMap"]["metadata"]["name"].startswith("jitsynth-config-")  # hashed: a change rolls pods
+
+
+def test_job_follows_the_cross_field_rules_the_api_server_enforces() -> None:
+    """No API server runs here, so the Job's cross-field validation rules that apply to what
+    the manifest uses are encoded from the Kubernetes batch/v1 API reference (JobSpec) and
+    the Job docs ("Backoff limit per index", "Pod failure policy"); kubectl apply would
+    reject a manifest that breaks one. The previous manifest broke the first two."""
+    job = k8s_job()
+    spec, pod = job["spec"], job["spec"]["template"]["spec"]
+    container = job_container()
+    # JobSpec.backoffLimitPerIndex: "can only be specified when the Job's completionMode=Indexed,
+    # and the Pod's restart policy is Never".
+    if "backoffLimitPerIndex" in spec:
+        assert spec["completionMode"] == "Indexed" and pod["restartPolicy"] == "Never"
+        assert spec["backoffLimitPerIndex"] >= 0
+    # JobSpec.podFailurePolicy: "can only be used when the pod template's restartPolicy is Never".
+    policy = spec.get("podFailurePolicy")
+    if policy is not None:
+        assert pod["restartPolicy"] == "Never"
+        names = {c["name"] for c in pod["containers"]}
+        for rule in policy["rules"]:
+            # one of onExitCodes / onPodConditions; FailIndex needs backoffLimitPerIndex
+            assert ("onExitCodes" in rule) != ("onPodConditions" in rule), rule
+            assert rule["action"] in ("FailJob", "FailIndex", "Ignore", "Count")
+            if rule["action"] == "FailIndex":
+                assert "backoffLimitPerIndex" in spec
+            codes = rule.get("onExitCodes")
+            if codes is not None:
+                assert codes["operator"] in ("In", "NotIn") and codes.get("containerName", container["name"]) in names
+                assert codes["values"] and len(set(codes["values"])) == len(codes["values"]) and (
+                    codes["operator"] == "NotIn" or 0 not in codes["values"])  # "In" may not list 0
+    # A Job's pod template: restartPolicy OnFailure or Never, never Always (the default).
+    assert pod.get("restartPolicy") in ("OnFailure", "Never")
+    # maxFailedIndexes needs backoffLimitPerIndex and may not exceed completions.
+    if "maxFailedIndexes" in spec:
+        assert "backoffLimitPerIndex" in spec and spec["maxFailedIndexes"] <= spec["completions"]
+    # Indexed Jobs: completions must be set (the index range), parallelism no more useful than that.
+    assert spec["completions"] >= 1 and 1 <= spec["parallelism"] <= spec["completions"]
+    # Pod security: runAsNonRoot needs a non-zero runAsUser (else the kubelet refuses to start a
+    # root image).
+    assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] != 0
