@@ -121,6 +121,18 @@ def params(fn: ast.FunctionDef) -> list[ast.arg]:
     return [*fn.args.posonlyargs, *fn.args.args, *fn.args.kwonlyargs]
 
 
+def bound_names(fn: ast.FunctionDef) -> set[str]:
+    """Every name a function binds: its parameters and each assignment, augmented or
+    annotated assignment and loop target."""
+    names = {a.arg for a in params(fn)}
+    for node in ast.walk(fn):
+        if isinstance(node, ast.Assign):
+            names.update(n for t in node.targets for n in target_names(t))
+        elif isinstance(node, (ast.AugAssign, ast.AnnAssign, ast.For)):
+            names.update(target_names(node.target))
+    return names
+
+
 def parse_module(source: str, kernel_name: str) -> Module:
     """Raises SyntaxError, or LookupError when no def of that name is in the module."""
     tree = ast.parse(source)

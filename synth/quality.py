@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from synth.liveness import Assignment, assignments
-from synth.modinfo import Module, params, parse_module, target_names, wp_call
+from synth.modinfo import Module, bound_names, params, parse_module, wp_call
 from synth.races import RaceViolation, check_races
 
 DEFECTS = ("dead_assignment", "unused_param", "uncalled_helper", "unused_struct", "unused_struct_field",
@@ -89,18 +89,8 @@ def _used_structs(mod: Module, helpers: set[str]) -> set[str]:
     return used
 
 
-def _bound(fn: ast.FunctionDef) -> set[str]:
-    names = {a.arg for a in params(fn)}
-    for node in ast.walk(fn):
-        if isinstance(node, ast.Assign):
-            names.update(n for t in node.targets for n in target_names(t))
-        elif isinstance(node, (ast.AugAssign, ast.AnnAssign, ast.For)):
-            names.update(target_names(node.target))
-    return names
-
-
 def _constant_conditions(fn: ast.FunctionDef) -> list[str]:
-    local = _bound(fn)
+    local = bound_names(fn)
     # wp.static(...) is evaluated at codegen time by design (a function or value picked
     # from module constants): its conditions are meant to be constant.
     static = {id(n) for call in ast.walk(fn) if wp_call(call) == "static" for n in ast.walk(call)}

@@ -37,7 +37,7 @@ import ast
 from dataclasses import dataclass, field
 
 from synth.liveness import dead_statements
-from synth.modinfo import Module, array_ndim, index_list, params, target_names, wp_call
+from synth.modinfo import Module, array_ndim, bound_names, index_list, params, target_names, wp_call
 
 _CLASSES = {"add": "add", "sub": "add", "min": "min", "max": "max", "and": "and", "or": "or", "xor": "xor"}
 _NOT_ELEMENT_READS = {"len"}
@@ -51,16 +51,6 @@ def _argument(call: ast.Call, keyword: str, position: int) -> ast.expr | None:
         if k.arg == keyword:
             return k.value
     return call.args[position] if len(call.args) > position else None
-
-
-def _bound_names(fn: ast.FunctionDef) -> set[str]:
-    names = set(_param_names(fn))
-    for node in ast.walk(fn):
-        if isinstance(node, ast.Assign):
-            names.update(n for t in node.targets for n in target_names(t))
-        elif isinstance(node, (ast.AugAssign, ast.AnnAssign, ast.For)):
-            names.update(target_names(node.target))
-    return names
 
 
 def _param_names(fn: ast.FunctionDef) -> list[str]:
@@ -184,7 +174,7 @@ class _Checker:
         """A tile extent: an int literal >= 1, or a module-level name the function does not rebind."""
         if isinstance(node, ast.Constant):
             return isinstance(node.value, int) and not isinstance(node.value, bool) and node.value >= 1
-        return isinstance(node, ast.Name) and node.id in self.mod.module_names and node.id not in _bound_names(env.fn)
+        return isinstance(node, ast.Name) and node.id in self.mod.module_names and node.id not in bound_names(env.fn)
 
     def offset_names(self, env: _Env) -> set[int]:
         """Launch dimensions of the tid names any tile offset of the function mentions."""
