@@ -152,7 +152,10 @@ class _Builder(StatementBuilder):
                 lines.append(f"    {name} = {value}")
         return lines
 
-    def module(self, seed: int) -> GeneratedKernel:
+    def kernel_text(self, kernel_name: str, launch_weights: tuple[float, ...] = (0.55, 0.25, 0.14, 0.06),
+                    random_chance: float = 0.25, seed_param: bool = True) -> tuple[str, Scope, list[str]]:
+        """The module before pruning, the kernel's top-level scope and its tid names (the
+        lang family builds on the scope; its own draw weights are the arguments)."""
         cfg = self.cfg
         n_statements, n_helpers, max_arrays = self.size_class()
         out: list[str] = ["import warp as wp", "", ""]
@@ -160,17 +163,16 @@ class _Builder(StatementBuilder):
         for k in range(n_helpers):
             out += self.helper_source(k)
         # The launch rank is the highest array rank (the execution tier launches that way).
-        dims = min(self.rng.choices((1, 2, 3, 4), (0.55, 0.25, 0.14, 0.06))[0], cfg.max_launch_dims,
-                   cfg.max_array_dims)
+        dims = min(self.rng.choices((1, 2, 3, 4), launch_weights)[0], cfg.max_launch_dims, cfg.max_array_dims)
         tids = ["tid"] if dims == 1 else ["i", "j", "k", "l"][:dims]
         scope = Scope(ints=list(tids))
         n_arrays = self.rng.randint(min(cfg.min_arrays, max_arrays), max_arrays)
         params = self.arrays(n_arrays, dims, ", ".join(tids), scope)
         params += self.value_params(scope)
         body = [f"    {', '.join(tids)} = wp.tid()"]
-        if cfg.use_random and "random" in cfg.builtin_groups and self.chance(0.25):
+        if cfg.use_random and "random" in cfg.builtin_groups and self.chance(random_chance):
             scope.rng = "state"
-            if self.chance(0.5):
+            if seed_param and self.chance(0.5):
                 params.append("seed: int")
                 body.append(f"    state = wp.rand_init(seed, {tids[0]})")
             else:
@@ -178,9 +180,12 @@ class _Builder(StatementBuilder):
         body += self.loads(scope)
         body += self.block(scope, 1, 0, n_statements, top=True)
         body += self.final_store(scope)
-        kernel_name = f"kernel_{seed}"
         out += ["@wp.kernel", f"def {kernel_name}({', '.join(params)}):", *body, ""]
-        source = prune("\n".join(out), kernel_name)
+        return "\n".join(out), scope, tids
+
+    def module(self, seed: int) -> GeneratedKernel:
+        kernel_name = f"kernel_{seed}"
+        source = prune(self.kernel_text(kernel_name)[0], kernel_name)
         helper_names = tuple(h for h in dict.fromkeys(h[0] for h in self.helpers + self.void_helpers)
                              if f"def {h}(" in source)
         struct_names = tuple(s for s in self.structs if f"class {s}:" in source)

@@ -52,30 +52,10 @@ _ATTEMPTS = 6  # plain bodies drawn before settling for one
 
 class _LangBuilder(Constructs, _Builder):
     def plain_part(self, kernel_name: str) -> tuple[str, Scope, list[str]]:
-        """The plain builder's module (pruned), its kernel's top-level scope and tid names:
-        the same steps as ``_Builder.module``, which returns only the text."""
-        cfg = self.cfg
-        n_statements, n_helpers, max_arrays = self.size_class()
-        out: list[str] = ["import warp as wp", "", ""]
-        out += self.structs_source()
-        for k in range(n_helpers):
-            out += self.helper_source(k)
-        dims = min(self.rng.choices((1, 2, 3, 4), (0.5, 0.3, 0.14, 0.06))[0], cfg.max_launch_dims,
-                   cfg.max_array_dims)
-        tids = ["tid"] if dims == 1 else ["i", "j", "k", "l"][:dims]
-        scope = Scope(ints=list(tids))
-        n_arrays = self.rng.randint(min(cfg.min_arrays, max_arrays), max_arrays)
-        params = self.arrays(n_arrays, dims, ", ".join(tids), scope)
-        params += self.value_params(scope)
-        body = [f"    {', '.join(tids)} = wp.tid()"]
-        if cfg.use_random and "random" in cfg.builtin_groups and self.chance(0.2):
-            scope.rng = "state"
-            body.append(f"    state = wp.rand_init({self.rng.randint(1, 99999)}, {tids[-1]})")
-        body += self.loads(scope)
-        body += self.block(scope, 1, 0, n_statements, top=True)
-        body += self.final_store(scope)
-        out += ["@wp.kernel", f"def {kernel_name}({', '.join(params)}):", *body, ""]
-        return prune("\n".join(out), kernel_name), scope, tids
+        """The plain builder's module (pruned), its kernel's top-level scope and tid names,
+        drawn with the lang family's own launch-rank and RNG weights."""
+        text, scope, tids = self.kernel_text(kernel_name, (0.5, 0.3, 0.14, 0.06), random_chance=0.2, seed_param=False)
+        return prune(text, kernel_name), scope, tids
 
     def survivors(self, source: str, kernel_name: str, scope: Scope) -> Scope:
         """What the spliced code may read: the pruned kernel's array parameters and the
