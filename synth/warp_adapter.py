@@ -150,9 +150,7 @@ class KernelModule:
         cuda_options = options
         if block_dim is not None:
             shared_builder = False
-            options = wmod.resolve_options(wp.config, block_dim=1) | {"output_arch": None}
-            cuda_options = (wmod.resolve_options(wp.config, block_dim=block_dim)
-                            | {"output_arch": wp.config.ptx_target_arch or INGEST_CUDA_ARCH} | _NO_MATHDX)
+            options, cuda_options = _target_options(wmod, "cpu", 1), _target_options(wmod, "cuda", block_dim)
         t = timings if timings is not None else {}
         with _wctx._codegen_lock:
             t0 = clock()
@@ -393,6 +391,15 @@ INGEST_CUDA_ARCH = 75
 _NO_MATHDX = {"enable_mathdx_gemm": False, "enable_mathdx_fft": False, "enable_mathdx_solver": False}
 
 
+def _target_options(module: _wctx.Module, target: str, block_dim: int | None) -> dict:
+    """A module's options for one target as a launch with ``block_dim`` builds it: the CPU
+    path (no output arch), or CUDA PTX for ``INGEST_CUDA_ARCH`` without MathDx."""
+    options = module.resolve_options(wp.config, block_dim=block_dim)
+    if target == "cpu":
+        return options | {"output_arch": None}
+    return options | {"output_arch": wp.config.ptx_target_arch or INGEST_CUDA_ARCH} | _NO_MATHDX
+
+
 class ModuleLoadBlocked(RuntimeError):
     """A module tried to compile (``wp.launch``, ``wp.load_module``...) while being ingested."""
 
@@ -446,11 +453,7 @@ def codegen_kernel(kernel: wp.Kernel, block_dim: int | None = None, cpu_block_di
     sources, mangled, builders = [], [], []
     with _wctx._codegen_lock:
         for target, bd in (("cpu", cpu_block_dim), ("cuda", block_dim)):
-            options = kernel.module.resolve_options(wp.config, block_dim=bd)
-            if target == "cpu":
-                options |= {"output_arch": None}
-            else:
-                options |= {"output_arch": wp.config.ptx_target_arch or INGEST_CUDA_ARCH} | _NO_MATHDX
+            options = _target_options(kernel.module, target, bd)
             hasher = _wctx.ModuleHasher([kernel], options)
             builder = _wctx.ModuleBuilder(kernel.module, options, hasher=hasher, target=target)
             sources.append(builder.codegen(target))
