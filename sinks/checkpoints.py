@@ -101,7 +101,7 @@ async def producer_commits(sink: Any, producer: str, checkpoint_keys: list[str],
             break
     entries: list[tuple[str, dict[str, Any]]] = []
     if doc is not None and with_ids:
-        ids = await _checkpoint_ids(sink, producer, doc, limit)
+        ids = await _checkpoint_ids(sink, producer, doc, checkpoint_keys, limit)
         if ids is None:
             doc = None  # an ids object is damaged: fall back to the commits, which carry their ids
         else:
@@ -121,22 +121,29 @@ async def _keyed(sink: Any, key: str) -> tuple[str, dict[str, Any] | None]:
     return key, await _fetch_commit(sink, key)
 
 
-async def _checkpoint_ids(sink: Any, producer: str, doc: dict[str, Any], limit: int) -> dict[str, list[str]] | None:
+def decode_ids(data: bytes | None) -> dict[str, list[str]] | None:
+    """Commit key -> ids of one ids object, or None if it is missing or fails its digest."""
+    try:
+        doc = json.loads(data or b"")
+        return doc["ids"] if digest(doc["ids"]) == doc["digest"] else None
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+async def _checkpoint_ids(sink: Any, producer: str, doc: dict[str, Any], checkpoint_keys: list[str],
+                          limit: int) -> dict[str, list[str]] | None:
     """Commit key -> ids, from the ids objects along the checkpoint chain (None if one is damaged)."""
-    seqs = sorted({int(c["seq"]) for c in doc["commits"]})
+    last = max(int(c["seq"]) for c in doc["commits"])
     # Each ids object holds the commits after the previous checkpoint; walk the chain by keys.
-    checkpoints = [k for k in await sink.list(f"{CHECKPOINTS}/{producer}/") if k.endswith(".ids.json")]
-    chain = [k for k in checkpoints if int(k.rsplit("/", 1)[-1].split(".")[0]) <= seqs[-1]]
+    chain = [k for k in sorted(checkpoint_keys)
+             if k.endswith(".ids.json") and int(k.rsplit("/", 1)[-1].split(".")[0]) <= last]
     found: dict[str, list[str]] = {}
     async for data in ordered_map(chain, sink.get, limit):
-        try:
-            doc_ids = json.loads(data)
-            if digest(doc_ids["ids"]) != doc_ids["digest"]:
-                raise ValueError("digest")
-            found.update(doc_ids["ids"])
-        except (ValueError, KeyError, TypeError):
+        ids = decode_ids(data)
+        if ids is None:
             log.warning("checkpoint ids skipped", producer=producer, reason="damaged")
             return None
+        found.update(ids)
     if any(c["key"] not in found for c in doc["commits"]):
         return None
     return found

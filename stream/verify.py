@@ -68,13 +68,9 @@ def _check_checkpoints(docs: dict[str, bytes | None], commits: dict[str, dict[st
     for key, data in docs.items():
         producer = key.split("/")[1]
         if key.endswith(".ids.json"):
-            try:
-                doc = json.loads(data or b"")
-                ok = ckpt.digest(doc["ids"]) == doc["digest"]
-                bad = [k for k, ids in doc["ids"].items() if k not in commits or commits[k]["ids"] != ids]
-            except (ValueError, KeyError, TypeError):
-                ok, bad = False, []
-            if not ok or bad:
+            found = ckpt.decode_ids(data)
+            bad = [k for k, ids in (found or {}).items() if k not in commits or commits[k]["ids"] != ids]
+            if found is None or bad:
                 report.faults.append(f"checkpoint ids {key} is damaged or disagrees with commits {bad[:3]}: "
                                      "readers skip it; rerun the producer to rewrite it, or delete it")
             continue
