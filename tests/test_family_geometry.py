@@ -13,7 +13,6 @@ import os
 import subprocess
 import sys
 
-import msgspec
 import numpy as np
 import pytest
 
@@ -22,6 +21,7 @@ from synth.families.geometry import OBJECT_KINDS, generate
 from synth.metadata import analyse
 from synth.quality import check_kernel
 from synth.signatures import documented_all
+from tests.worker_checks import assert_replays_exactly, validated_records
 
 CFG = GeneratorConfig(families={"geometry": 1.0})
 LAW_SEEDS = range(800)
@@ -40,9 +40,6 @@ def _seed_with(*needles: str) -> int:
 
 
 def test_worker_path_validates_and_replays_exactly() -> None:
-    from synth import validate
-    from synth.worker import WorkerSettings, build_records, init_worker
-
     seeds = sorted({
         _seed_with("wp.mesh_query_point_sign_winding_number(", "query.result"),  # signed SDF, struct form
         _seed_with("wp.mesh_query_ray(", "u = float(0.0)"),  # closest hit, out-argument form
@@ -53,22 +50,13 @@ def test_worker_path_validates_and_replays_exactly() -> None:
         _seed_with("wp.tile_bvh_query_ray("),  # block-cooperative traversal, launch_tiled
         _seed_with("wp.tile_mesh_query_aabb("),
     })
-    settings = WorkerSettings(CFG, "test", tiers=("ptx", "cpu-compile", "execute"))
-    init_worker(settings)
-    records = build_records(seeds, settings)
+    records = validated_records(CFG, seeds)
     for seed, record in zip(seeds, records, strict=True):
-        assert not isinstance(record, BaseException), (seed, record)
-        v = record.validation
-        assert (v.cuda_ptx, v.cpu_compile, v.executed, v.execution) == (True, True, True, "ok"), (seed, v)
-        assert record.examples, seed
         objects = [enc for ex in record.examples for enc in ex["inputs"].values() if enc.get("type") == "object"]
         assert objects and all(enc["kind"] in OBJECT_KINDS for enc in objects), seed
     tiled = [r for r in records if "tile_" in r.python_source]
     assert tiled and all(ex.get("block_dim") for r in tiled for ex in r.examples)
-    as_dicts = [msgspec.to_builtins(r) for r in records]
-    replayed = validate.replay_records(as_dicts)
-    for record, outputs in zip(as_dicts, replayed, strict=True):
-        assert outputs == [ex["outputs"] for ex in record["examples"]], record["seed"]
+    assert_replays_exactly(records)
 
 
 @pytest.mark.parametrize("kind", sorted(OBJECT_KINDS))

@@ -12,7 +12,6 @@ import re
 import subprocess
 import sys
 
-import msgspec
 import pytest
 
 from synth.config import GeneratorConfig
@@ -20,6 +19,7 @@ from synth.generator import generate
 from synth.metadata import analyse
 from synth.quality import check_kernel
 from tests.conftest import ROOT
+from tests.worker_checks import assert_replays_exactly, validated_records
 
 CFG = GeneratorConfig(families={"lang": 1.0})
 CONSTRUCTS = ("constants", "static", "custom_grad", "generic", "struct_arrays", "slices", "nonsquare", "half",
@@ -121,22 +121,9 @@ def _seeds_covering(corpus: list) -> list[int]:
 
 
 def test_every_construct_compiles_runs_and_replays(corpus: list) -> None:
-    from synth.validate import replay_records
-    from synth.worker import WorkerSettings, build_records, init_worker
-
     seeds = _seeds_covering(corpus)
-    settings = WorkerSettings(CFG, "test", tiers=("ptx", "cpu-compile", "execute"))
-    init_worker(settings)
-    records = build_records(seeds, settings)
-    for seed, record in zip(seeds, records, strict=True):
-        assert not isinstance(record, Exception), (seed, record)
-        v = record.validation
-        assert (v.cuda_ptx, v.cpu_compile, v.executed, v.execution) == (True, True, True, "ok"), (seed, v.errors)
-        assert record.examples
-    encoded = [msgspec.to_builtins(r) for r in records]
-    replayed = replay_records(encoded)
-    for record, outputs in zip(encoded, replayed, strict=True):
-        assert outputs == [ex["outputs"] for ex in record["examples"]], record["seed"]
+    records = validated_records(CFG, seeds)
+    assert_replays_exactly(records)
     # The custom adjoint is what the backward kernel calls, and its body is in the module.
     grads = [(s, r) for s, r in zip(seeds, records, strict=True) if "custom_grad" in corpus[s][3]]
     assert grads

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 
-import msgspec
 import numpy as np
 import pytest
 
@@ -15,6 +14,7 @@ from synth.config import GeneratorConfig
 from synth.families.volumes import OBJECT_KINDS, generate
 from synth.metadata import analyse
 from synth.quality import check_kernel
+from tests.worker_checks import assert_replays_exactly, validated_records
 
 CFG = GeneratorConfig(families={"volume": 1.0})
 VOLUME_NAMES = (
@@ -38,9 +38,6 @@ def _seed_with(*needles: str) -> int:
 
 
 def test_worker_path_validates_and_replays_exactly() -> None:
-    from synth import validate
-    from synth.worker import WorkerSettings, build_records, init_worker
-
     seeds = sorted({
         _seed_with("wp.volume_sample_grad_f(", "wp.uint64"),  # SDF float grid with gradient
         _seed_with("wp.volume_store_v("),  # vec3 grid written at each thread's voxel
@@ -51,21 +48,11 @@ def test_worker_path_validates_and_replays_exactly() -> None:
         _seed_with("wp.volume_sample_i("),
         _seed_with("wp.texture_sample("),
     })
-    settings = WorkerSettings(CFG, "test", tiers=("ptx", "cpu-compile", "execute"))
-    init_worker(settings)
-    records = build_records(seeds, settings)
-    for seed, record in zip(seeds, records):
-        assert not isinstance(record, BaseException), (seed, record)
-        v = record.validation
-        assert (v.cuda_ptx, v.cpu_compile, v.executed, v.execution) == (True, True, True, "ok"), (seed, v)
-        assert record.examples, seed
+    records = validated_records(CFG, seeds)
     written = [ex["outputs"][k] for r in records for ex in r.examples for k in ex["outputs"]
                if ex["outputs"][k].get("type") == "object"]
     assert written, "no example recorded a volume a kernel stored into"
-    as_dicts = [msgspec.to_builtins(r) for r in records]
-    replayed = validate.replay_records(as_dicts)
-    for record, outputs in zip(as_dicts, replayed):
-        assert outputs == [ex["outputs"] for ex in record["examples"]], record["seed"]
+    assert_replays_exactly(records)
 
 
 @pytest.mark.parametrize("kind", sorted(OBJECT_KINDS))
