@@ -111,20 +111,28 @@ async def shard_records(sink: Any, commit: dict[str, Any], commit_key: str = "",
     first line), else they are streamed."""
     shard = commit["shard"]
     commit_key = commit_key or f"the commit of {shard}"
+
+    def mismatch(size: int, digest: str) -> CorruptShard | None:
+        if size == int(commit["bytes"]) and digest == commit["sha256"]:
+            return None
+        return CorruptShard(shard, commit_key, f"{size} bytes with sha256 {digest}, the commit says "
+                                               f"{commit['bytes']} bytes, {commit['sha256']}")
+
+    sha = None  # fetched whole: checked once, here; streamed: hashed on the way
     if data is not None:
-        if len(data) != int(commit["bytes"]) or hashlib.sha256(data).hexdigest() != commit["sha256"]:
-            raise CorruptShard(shard, commit_key, f"{len(data)} bytes with sha256 {hashlib.sha256(data).hexdigest()}"
-                                                  f", the commit says {commit['bytes']} bytes, {commit['sha256']}")
+        if (bad := mismatch(len(data), hashlib.sha256(data).hexdigest())) is not None:
+            raise bad
         chunks: AsyncIterator[bytes] = _chunks_of(data)
     else:
-        chunks = sink.stream(shard, CHUNK)
-    sha, size = hashlib.sha256(), 0
+        sha, chunks = hashlib.sha256(), sink.stream(shard, CHUNK)
+    size = 0
     decompressor = zstandard.ZstdDecompressor().decompressobj(read_across_frames=True)
     buffer = bytearray()
     held: bytes | None = None  # the last complete line, handed out once the next one exists
     try:
         async for chunk in chunks:
-            sha.update(chunk)
+            if sha is not None:
+                sha.update(chunk)
             size += len(chunk)
             for start in range(0, len(chunk), SLICE):
                 for line in _lines(buffer, decompressor.decompress(chunk[start:start + SLICE])):
@@ -135,9 +143,8 @@ async def shard_records(sink: Any, commit: dict[str, Any], commit_key: str = "",
         raise CorruptShard(shard, commit_key, "the shard is missing") from None
     except zstandard.ZstdError as exc:
         raise CorruptShard(shard, commit_key, f"zstd cannot decode it ({exc})") from None
-    if size != int(commit["bytes"]) or sha.hexdigest() != commit["sha256"]:
-        raise CorruptShard(shard, commit_key, f"{size} bytes with sha256 {sha.hexdigest()}, the commit says "
-                                              f"{commit['bytes']} bytes, {commit['sha256']}")
+    if sha is not None and (bad := mismatch(size, sha.hexdigest())) is not None:
+        raise bad
     if buffer:
         raise CorruptShard(shard, commit_key, "it ends inside a record (no final newline)")
     if held is not None:
