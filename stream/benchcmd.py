@@ -17,13 +17,15 @@ def _table(result: dict[str, Any]) -> str:
     if "pipeline_s3" in result:
         rows.append(("pipeline, S3 sink (SeaweedFS)", result["pipeline_s3"]))
     ceiling = result["ceiling"]["kernels_per_s"]  # the last round's rows, against that round's ceiling
-    lines = ["| run | kernels/s | ratio | stored B/record | raw B/record | peak RSS main MB | peak RSS workers MB | CPU util |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| run | kernels/s | ratio | main CPU ms/record | stored B/record | raw B/record | peak RSS main MB | "
+             "peak RSS workers MB | CPU util |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for name, r in rows:
         if "kernels_per_s" not in r:
-            lines.append(f"| {name} | skipped: {r.get('skipped', '')} | | | | | | |")
+            lines.append(f"| {name} | skipped: {r.get('skipped', '')} | | | | | | | |")
             continue
         lines.append(f"| {name} | {r['kernels_per_s']} | {r['kernels_per_s'] / ceiling:.3f} | "
+                     f"{r.get('main_cpu_ms_per_record', '')} | "
                      f"{r.get('stored_bytes_per_record', '')} | {r.get('raw_bytes_per_record', '')} | "
                      f"{r.get('peak_rss_main_mb', '')} | {r.get('peak_rss_workers_mb', r.get('worker_rss_mb', ''))} | "
                      f"{r.get('cpu_utilisation', '')} |")
@@ -35,7 +37,31 @@ def _table(result: dict[str, Any]) -> str:
             ms = p["ms_per_kernel"]
             lines.append(f"| {family} | {p['kernels_per_s']} | {p['total_ms_per_kernel']} | "
                          f"{ms['build_adjoints'] + ms['emit_cpu'] + ms['emit_cuda']:.2f} |")
+    model = result.get("scale_model")
+    if model:
+        lines += ["", f"Scale model: a worker spends {model['worker_ms_per_kernel']} ms per kernel, the main process "
+                      f"{model['main_ms_per_kernel']} ms: one producer feeds up to "
+                      f"{model['workers_one_producer_feeds']} workers."]
     return "\n".join(lines)
+
+
+def _sweep_table(found: dict[str, Any]) -> str:
+    lines = ["| workers | ceiling kernels/s | pipeline kernels/s | ratio | main CPU ms/record | workers one producer feeds |",
+             "|---|---|---|---|---|---|"]
+    lines += [f"| {s['workers']} | {s['ceiling_kernels_per_s']} | {s['pipeline_kernels_per_s']} | {s['ratio']} | "
+              f"{s['main_cpu_ms_per_record']} | {s['scale_model']['workers_one_producer_feeds']} |"
+              for s in found["steps"]]
+    return "\n".join(lines)
+
+
+def _keep(found: dict[str, Any], name: str, results_dir: Path, json_file: Path | None) -> None:
+    """Write a result to the results folder (timestamped) and to --json."""
+    results_dir.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    text = json.dumps(found, indent=2)
+    (results_dir / f"{name}-{stamp}.json").write_text(text + "\n")
+    if json_file:
+        json_file.write_text(text + "\n")
 
 
 def bench(
@@ -53,6 +79,8 @@ def bench(
     log_scale: Annotated[int, Opt(help="Only this: write N synthetic commits and time open/read/stats/verify "
                                        "(0: skip)")] = 0,
     log_producers: Annotated[int, Opt(help="Producers of the --log-scale dataset")] = 50,
+    sweep: Annotated[int, Opt(help="Only this: ceiling and pipeline at 1, 2, 4 ... N workers, --kernels per "
+                                   "worker (0: skip)")] = 0,
 ) -> None:
     """Pipeline vs codegen ceiling, side by side in one run (see README: Performance)."""
     from stream.bench import run_bench
@@ -67,13 +95,15 @@ def bench(
 
         with tempfile.TemporaryDirectory(prefix="jitsynth-logscale-") as tmp:
             found = run_log_scale(log_scale, log_producers, s3, Path(tmp))
-        results_dir.mkdir(parents=True, exist_ok=True)
-        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-        text = json.dumps(found, indent=2)
-        (results_dir / f"logscale-{stamp}.json").write_text(text + "\n")
-        if json_file:
-            json_file.write_text(text + "\n")
+        _keep(found, "logscale", results_dir, json_file)
         typer.echo(log_table(found))
+        return
+    if sweep:
+        from stream.bench import run_sweep
+
+        found = run_sweep(kernels, sweep)
+        _keep(found, "sweep", results_dir, json_file)
+        typer.echo(_sweep_table(found))
         return
     result = run_bench(kernels, workers, with_s3=s3, rounds=rounds)
     if profile:
@@ -121,18 +151,13 @@ def bench(
         from stream.benchmore import compression_choices
 
         result["compression"] = compression_choices(_sample_lines(400))
-    results_dir.mkdir(parents=True, exist_ok=True)
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    text = json.dumps(result, indent=2)
-    (results_dir / f"bench-{stamp}.json").write_text(text + "\n")
+    _keep(result, "bench", results_dir, json_file)
     table = _table(result)
     (results_dir / "latest.md").write_text(f"Measured {result['started']} on {result['machine']['cpu']} "
                                            f"({result['machine']['cores']} cores), Warp {result['machine']['warp']}, "
                                            f"{kernels} kernels, {workers} workers, {rounds} interleaved rounds.\n\n{table}\n\n"
                                            f"Median ratios over the rounds: local {result['ratio']}, "
                                            f"S3 {result.get('ratio_s3')}; per round {result['ratios_per_round']}.\n")
-    if json_file:
-        json_file.write_text(text + "\n")
     typer.echo(table)
     typer.echo(f"ratio (local) = {result['ratio']}" + (f", ratio (S3) = {result['ratio_s3']}" if "ratio_s3" in result
                                                         else "") + f"; per round: {result['ratios_per_round']}")

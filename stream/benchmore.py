@@ -55,8 +55,9 @@ def dedup_at_scale(n_ids: int, batch: int = 10_000, lookups: int = 200_000) -> d
     }
 
 
-def compression_choices(lines: list[bytes]) -> list[dict[str, Any]]:
-    """Ratio and single-core speed of zstd settings on real records (one frame per shard)."""
+def compression_choices(lines: list[bytes], frame_records: tuple[int, ...] = (8, 32, 64)) -> list[dict[str, Any]]:
+    """Ratio and single-core speed of zstd settings on real records: one frame per shard,
+    and frames of N records (what workers make, N = --batch-size) at levels 9 and 11."""
     data = b"".join(lines)
     results = []
     sample = lines[: max(len(lines) // 2, 1)]
@@ -70,10 +71,15 @@ def compression_choices(lines: list[bytes]) -> list[dict[str, Any]]:
     if dictionary is not None:
         options.append(("level 3 + dictionary (per record frames)", zstandard.ZstdCompressor(
             level=3, dict_data=dictionary, write_checksum=True)))
+    options += [(f"level {lvl}, frames of {n}", zstandard.ZstdCompressor(level=lvl, write_checksum=True))
+                for n in frame_records for lvl in (9, 11)]
     for name, compressor in options:
         t0 = time.perf_counter()
         if "per record" in name:
             size = sum(len(compressor.compress(line)) for line in lines)
+        elif "frames of" in name:
+            n = int(name.rsplit(" ", 1)[1])
+            size = sum(len(compressor.compress(b"".join(lines[i:i + n]))) for i in range(0, len(lines), n))
         else:
             size = len(compressor.compress(data))
         seconds = time.perf_counter() - t0
@@ -89,7 +95,7 @@ def cpu_count() -> int:
 async def shard_memory(sink, megabytes: int) -> dict[str, Any]:  # noqa: ANN001 - any Sink
     """Stream ``megabytes`` of JSONL into one shard and watch the main process's RSS:
     with multipart streaming it stays flat however big the shard is."""
-    from sinks.shard import ShardWriter
+    from sinks.shard import ShardWriter, compress_frame
 
     proc = psutil.Process()
     rss0 = proc.memory_info().rss
@@ -101,7 +107,7 @@ async def shard_memory(sink, megabytes: int) -> dict[str, Any]:  # noqa: ANN001 
     while written < megabytes << 20:
         # Hex of random bytes compresses ~2x: enough stored bytes to need many parts.
         line = b'{"blob": "' + rng.getrandbits(8 * 4096).to_bytes(4096, "big").hex().encode() + b'"}\n'
-        await writer.add(line)
+        await writer.add(compress_frame([line]), 1, len(line))
         written += len(line)
         peak = max(peak, proc.memory_info().rss) if writer.count % 256 == 0 else peak
     stored = await writer.finish()

@@ -30,6 +30,20 @@ class Metrics:
         self.storage_retries = Gauge("jitsynth_storage_retries", "Transient storage errors retried so far",
                                      registry=r)
         self.started = time.monotonic()
+        self.started_cpu = time.process_time()
+        self.finished_cpu: float | None = None
+
+    def mark_started(self) -> None:
+        """The workers are up: throughput and this process's CPU count from here."""
+        self.started = time.monotonic()
+        self.started_cpu = time.process_time()
+
+    def mark_finished(self) -> None:
+        self.finished_cpu = time.process_time()
+
+    def main_cpu_seconds(self) -> float:
+        """CPU seconds this (main) process used between mark_started and mark_finished."""
+        return (self.finished_cpu if self.finished_cpu is not None else time.process_time()) - self.started_cpu
 
     def watch_sink(self, sink: object) -> None:
         """Export the sink's retry counter (S3 sinks count transient errors they retried)."""

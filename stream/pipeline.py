@@ -1,7 +1,12 @@
 """The producer loop (anyio on asyncio, which aioboto3 requires).
 
 submitter ──(bounded channel of in-flight batches, seed order)──► consumer
-  consumer: await batches in seed order ─► dedup ─► shard writer ─► roll ─► commit
+  consumer: await batches in seed order ─► dedup ─► append frames ─► roll ─► commit
+
+Workers return each batch as one zstd frame plus its ids (``stream/framing.py``): the
+main process does no per-record serialisation or compression, only dedup lookups and
+bookkeeping. Batches follow a fixed grid of seeds (multiples of the batch size), also
+after a resume, so frames fall at the same places in every run.
 
 The channel's capacity bounds the work in flight, so a slow sink (or an S3 outage)
 stops the submitter and memory stays flat. Because results are consumed in seed order,
@@ -28,6 +33,7 @@ from sinks.checkpoints import CheckpointWriter
 from stream.commitlog import Commit, Failure, commit_key, decode_commit, encode_commit, now_iso, shard_key
 from stream.config import Settings
 from stream.dedup import DedupIndex
+from stream.framing import BatchSplitter, FramedBatch, FramedTask, Kept, Segment, failed_batch, rebuild_frame
 from stream.metrics import Metrics
 from stream.pacing import Pacer
 from stream.pool import WorkerPool
@@ -54,15 +60,32 @@ class FencingError(RuntimeError):
 
 
 @dataclass
-class _OpenShard:
+class _Plan:
+    """A shard as the sequencer fills it: what its commit will say. The writer task
+    stores its frames and commits it, in order, behind the sequencer."""
+
     seq: int
     seed_start: int
-    writer: ShardWriter
+    seed_end: int
     opened: float = field(default_factory=time.monotonic)
-    seed_end: int = 0
     ids: list[str] = field(default_factory=list)
     failures: list[Failure] = field(default_factory=list)
     duplicates: int = 0
+    stored_estimate: int = 0  # exact for workers' frames, proportional for rebuilt ones
+
+
+@dataclass(frozen=True)
+class _Append:
+    plan: _Plan
+    frame: bytes | asyncio.Future  # a rebuilt frame is still being compressed in the pool
+    count: int
+    raw_bytes: int
+
+
+@dataclass(frozen=True)
+class _Close:
+    plan: _Plan
+    commit: bool  # False: abort its upload (nothing worth committing)
 
 
 @dataclass(frozen=True)
@@ -102,6 +125,9 @@ class Producer:
         self.stop = anyio.Event()
         self.stopped_by_signal = False
         self.shards_written = 0
+        self._deadline = 0.0  # when a signal's grace period ends
+        self._progress = anyio.Event()  # set by the sequencer after each batch
+        self._open_ids: list[str] = []  # ids of the shard the sequencer is filling
         self._tasks: set[asyncio.Task] = set()
 
     # -- setup -------------------------------------------------------------------------------------
@@ -112,24 +138,31 @@ class Producer:
             pos = await resume(self.sink, self.s.producer, self.s.seed_start or 0, self.index,
                                self.config_hash, self.warp_version)
             self.next_seq, self.next_seed, self.committed = pos.next_seq, pos.next_seed, pos.committed
+            self.planned = self.committed  # records in shards the sequencer has closed
             self.metrics.committed.set(self.committed)
             self.checkpoints = CheckpointWriter(self.sink, self.s.producer, self.s.checkpoint_every)
             await self.checkpoints.load()
             if self.s.count is not None and self.committed >= self.s.count:
                 log.info("dataset already complete", producer=self.s.producer, committed=self.committed)
                 return RunResult(self.committed, 0, False)
-            self.pool = WorkerPool(self.s.workers, self.work.task, Failed, self.work.initializer,
+            task = FramedTask(self.work.task, self.s.zstd_level)
+            self.pool = WorkerPool(self.s.workers, task, failed_batch, self.work.initializer,
                                    self.work.initargs, self.s.task_timeout, self.s.worker_max_tasks)
             try:
                 await self.pool.warm_up(self.s.workers)
-                self.metrics.started = time.monotonic()
+                self.metrics.mark_started()
                 with _unwrap_group():
                     async with anyio.create_task_group() as tg:
                         tg.start_soon(self._watch_signals)
                         send, receive = anyio.create_memory_object_stream[tuple[list[int], asyncio.Task]](
                             self.s.max_in_flight or 1)
+                        # Frames waiting to be stored: a few batches' worth (~2 KB a record).
+                        ops_send, ops_receive = anyio.create_memory_object_stream[_Append | _Close](
+                            4 * (self.s.max_in_flight or 1))
                         tg.start_soon(self._submit, send)
-                        await self._consume(receive)
+                        tg.start_soon(self._consume, receive, ops_send)
+                        await self._write(ops_receive)
+                        self.metrics.mark_finished()
                         tg.cancel_scope.cancel()
                 await self.checkpoints.write()  # the end of a run (or of a SIGTERM's last commit)
             finally:
@@ -150,6 +183,7 @@ class Producer:
                 log.warning("signal received: finishing the open shard", signal=signal.Signals(signum).name,
                             grace_s=self.s.grace_period)
                 self.stopped_by_signal = True
+                self._deadline = time.monotonic() + self.s.grace_period
                 self.stop.set()
 
     async def _submit(self, send: anyio.abc.ObjectSendStream) -> None:
@@ -160,7 +194,10 @@ class Producer:
             log.info("pacing submissions", max_rate=self.s.max_rate, burst=batch)
         async with send:
             while not self.stop.is_set() and (limit is None or seed < limit):
-                seeds = list(range(seed, seed + batch if limit is None else min(seed + batch, limit)))
+                if not await self._room_for(seed):
+                    return
+                end = (seed // batch + 1) * batch  # the grid: a resumed run's first batch is short
+                seeds = list(range(seed, end if limit is None else min(end, limit)))
                 if pacer is not None and not await self._paced(pacer, len(seeds)):
                     return  # stopped while waiting for the rate budget
                 task = asyncio.ensure_future(self._timed(seeds))
@@ -171,7 +208,20 @@ class Producer:
                 except (anyio.BrokenResourceError, anyio.ClosedResourceError):
                     task.cancel()  # the consumer is done
                     return
-                seed += batch
+                seed = seeds[-1] + 1
+
+    async def _room_for(self, seed: int) -> bool:
+        """Near the end of a --count run, submit no more seeds than the records still
+        missing (plus a margin for duplicates and failures): the rest would be thrown away.
+        Waits for the sequencer to make progress; False if a stop came first."""
+        while self.s.count is not None:
+            missing = self.s.count - self.planned - len(self._open_ids)
+            if seed - self.next_seed < missing + missing // 8 + self.s.batch_size or self.stop.is_set():
+                break
+            with anyio.move_on_after(1.0):  # progress is signalled; the timeout only guards a stall
+                await self._progress.wait()
+            self._progress = anyio.Event()
+        return not self.stop.is_set()
 
     async def _paced(self, pacer: Pacer, n: int) -> bool:
         """Wait until ``--max-rate`` allows ``n`` more seeds; False if a stop came first."""
@@ -181,14 +231,14 @@ class Producer:
                 await self.stop.wait()
         return not self.stop.is_set()
 
-    async def _timed(self, seeds: list[int]) -> list:
+    async def _timed(self, seeds: list[int]) -> list[FramedBatch]:
         started = time.monotonic()
         outcomes = await self.pool.process(seeds)
         self.metrics.batch_seconds.observe(time.monotonic() - started)
         return outcomes
 
-    async def _await_batch(self, task: asyncio.Task) -> list | None:
-        """The batch's outcomes, or None if a stop was requested first."""
+    async def _await_batch(self, task: asyncio.Task) -> list[FramedBatch] | None:
+        """The batch's framed results, or None if a stop was requested first."""
         stop_wait = asyncio.ensure_future(self.stop.wait())
         try:
             await asyncio.wait({task, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
@@ -196,97 +246,151 @@ class Producer:
             stop_wait.cancel()
         return task.result() if task.done() else None
 
-    # -- the consumer: seed order, dedup, shards, commits --------------------------------------------
+    # -- the sequencer: seed order, dedup, where shards end ------------------------------------------
     def _target(self) -> int:
         if self.s.count is None:
             return self.s.shard_records
-        return min(self.s.shard_records, self.s.count - self.committed)
+        return min(self.s.shard_records, self.s.count - self.planned)
 
-    async def _open_shard(self) -> _OpenShard:
-        key = commit_key(self.s.producer, self.next_seq)
-        if await self.sink.size(key) is not None:
-            raise FencingError(self._fencing_message())
-        key = shard_key(self.s.producer, self.next_seq, self.next_seed, self.config_hash)
-        upload = await self.sink.open_shard(key)
-        writer = ShardWriter(upload, key, self.sink.min_part_size, self.s.zstd_level)
-        return _OpenShard(self.next_seq, self.next_seed, writer, seed_end=self.next_seed)
+    def _new_plan(self) -> _Plan:
+        plan = _Plan(self.next_seq, self.next_seed, self.next_seed)
+        self.next_seq += 1
+        return plan
 
-    def _fencing_message(self) -> str:
-        return (f"commit {self.next_seq} of producer {self.s.producer!r} already exists with other content: "
-                f"another producer is writing with the same id. Stop it, or give each producer its own "
-                f"--producer (or JOB_COMPLETION_INDEX)")
-
-    def _should_roll(self, shard: _OpenShard) -> bool:
-        if len(shard.ids) >= self._target():
+    def _should_roll(self, plan: _Plan) -> bool:
+        if len(plan.ids) >= self._target():
             return True
-        if shard.writer.stored_bytes >= self.s.shard_bytes:
+        if plan.stored_estimate >= self.s.shard_bytes:
             return True
-        return bool(shard.ids) and time.monotonic() - shard.opened >= self.s.shard_age
+        return bool(plan.ids) and time.monotonic() - plan.opened >= self.s.shard_age
 
-    async def _consume(self, receive: anyio.abc.ObjectReceiveStream) -> None:
-        shard: _OpenShard | None = None
-        async with receive:
+    async def _consume(self, receive: anyio.abc.ObjectReceiveStream, ops: anyio.abc.ObjectSendStream) -> None:
+        plan: _Plan | None = None
+        async with receive, ops:
             async for seeds, task in receive:
-                outcomes = await self._await_batch(task)
-                if outcomes is None:
+                parts = await self._await_batch(task)
+                if parts is None:
                     break
-                for outcome in outcomes:
-                    if shard is None:
-                        shard = await self._open_shard()
-                    shard.seed_end = outcome.seed + 1
-                    if self._take(shard, outcome):
-                        await shard.writer.add(outcome.line)
-                    if self._should_roll(shard):
-                        await self._commit(shard)
-                        shard = None
-                        if self.s.count is not None and self.committed >= self.s.count:
-                            return
+                for part in parts:
+                    plan, done = await self._sequence(plan, part, ops)
+                    if done:
+                        return
+                self._open_ids = plan.ids if plan is not None else []
+                self._progress.set()
                 if self.stop.is_set():
                     break
-        if shard is not None:
-            # At the item limit (ingest) a shard of only failures or duplicates is committed
-            # too, so they are recorded and a rerun does not redo them.
-            finished = self.work.limit is not None and not self.stop.is_set() and shard.seed_end >= self.work.limit
-            if shard.ids or (finished and (shard.failures or shard.duplicates)):
-                with anyio.fail_after(self.s.grace_period):
-                    await self._commit(shard)
-            else:
-                await shard.writer.abort()
+            if plan is not None:
+                # At the item limit (ingest) a shard of only failures or duplicates is committed
+                # too, so they are recorded and a rerun does not redo them.
+                finished = (self.work.limit is not None and not self.stop.is_set()
+                            and plan.seed_end >= self.work.limit)
+                await ops.send(_Close(plan, bool(plan.ids or (finished and (plan.failures or plan.duplicates)))))
 
-    def _take(self, shard: _OpenShard, outcome) -> bool:  # noqa: ANN001
+    async def _sequence(self, plan: _Plan | None, part: FramedBatch,
+                        ops: anyio.abc.ObjectSendStream) -> tuple[_Plan | None, bool]:
+        """Account for one framed batch and hand its kept records to the writer, closing
+        shards where they fill; (the open plan, whether --count is reached)."""
+        splitter = BatchSplitter(part)
+        position = 0
+        last = len(part.outcomes) - 1
+        for i, outcome in enumerate(part.outcomes):
+            if plan is None:
+                plan = self._new_plan()
+            plan.seed_end = self.next_seed = outcome.seed + 1
+            if self._take(plan, outcome):
+                splitter.keep(position, outcome.size)
+            position += isinstance(outcome, Kept)
+            if self._should_roll(plan):
+                await self._append(plan, splitter.segment(at_end=i == last), ops)
+                await ops.send(_Close(plan, True))
+                self.planned += len(plan.ids)
+                plan = None
+                if self.s.count is not None and self.planned >= self.s.count:
+                    return None, True
+        if plan is not None:
+            await self._append(plan, splitter.segment(at_end=True), ops)
+        return plan, False
+
+    async def _append(self, plan: _Plan, segment: Segment | None, ops: anyio.abc.ObjectSendStream) -> None:
+        if segment is None:
+            return
+        if segment.frame is not None:
+            plan.stored_estimate += len(segment.frame)
+            await ops.send(_Append(plan, segment.frame, segment.count, segment.raw_bytes))
+            return
+        # Records were dropped or a shard ends inside the batch: a pool worker rebuilds the
+        # frame from the kept lines while this loop goes on (the writer awaits it in order).
+        plan.stored_estimate += segment.estimate
+        rebuilt = asyncio.ensure_future(self.pool.call(rebuild_frame, segment.batch.frame, segment.positions,
+                                                       self.s.zstd_level))
+        self._tasks.add(rebuilt)
+        rebuilt.add_done_callback(self._tasks.discard)
+        await ops.send(_Append(plan, rebuilt, segment.count, segment.raw_bytes))
+
+    def _take(self, plan: _Plan, outcome) -> bool:  # noqa: ANN001
         """Account for one outcome; True if it is a new record to write."""
         self.metrics.processed.inc()
         if isinstance(outcome, Failed):
-            shard.failures.append(Failure(outcome.seed, outcome.reason))
+            plan.failures.append(Failure(outcome.seed, outcome.reason))
             self.metrics.failures.inc()
             log.warning("kernel failed", seed=outcome.seed, reason=outcome.reason)
             return False
         if self.index.seen(outcome.id):
-            shard.duplicates += 1
+            plan.duplicates += 1
             self.metrics.duplicates.inc()
             return False
         self.index.add_pending(outcome.id)
-        shard.ids.append(outcome.id)
+        plan.ids.append(outcome.id)
         return True
 
-    async def _commit(self, shard: _OpenShard) -> None:
+    # -- the writer: frames into shards, shards into commits, in order -------------------------------
+    async def _write(self, ops: anyio.abc.ObjectReceiveStream) -> None:
+        writer: ShardWriter | None = None
+        async with ops:
+            async for op in ops:
+                # After SIGTERM what is queued gets the grace period to be stored and committed.
+                with anyio.fail_after(self._deadline - time.monotonic() if self.stop.is_set() else None):
+                    if isinstance(op, _Append):
+                        writer = writer or await self._open_shard(op.plan)
+                        frame = op.frame if isinstance(op.frame, bytes) else await op.frame
+                        await writer.add(frame, op.count, op.raw_bytes)
+                    elif op.commit:
+                        await self._commit(op.plan, writer or await self._open_shard(op.plan))
+                        writer = None
+                    else:
+                        if writer is not None:
+                            await writer.abort()
+                        writer = None
+
+    async def _open_shard(self, plan: _Plan) -> ShardWriter:
+        key = commit_key(self.s.producer, plan.seq)
+        if await self.sink.size(key) is not None:
+            raise FencingError(self._fencing_message(plan.seq))
+        key = shard_key(self.s.producer, plan.seq, plan.seed_start, self.config_hash)
+        return ShardWriter(await self.sink.open_shard(key), key, self.sink.min_part_size)
+
+    def _fencing_message(self, seq: int) -> str:
+        return (f"commit {seq} of producer {self.s.producer!r} already exists with other content: "
+                f"another producer is writing with the same id. Stop it, or give each producer its own "
+                f"--producer (or JOB_COMPLETION_INDEX)")
+
+    async def _commit(self, plan: _Plan, writer: ShardWriter) -> None:
         started = time.monotonic()
-        stored = await shard.writer.finish()
+        stored = await writer.finish()
         commit = Commit(
-            producer=self.s.producer, seq=shard.seq, shard=stored.key, seed_start=shard.seed_start,
-            seed_end=shard.seed_end, count=stored.count, bytes=stored.bytes, raw_bytes=stored.raw_bytes,
-            sha256=stored.sha256, ids=shard.ids, config_hash=self.config_hash, warp_version=self.warp_version,
-            created_at=now_iso(), duplicates=shard.duplicates, failures=shard.failures)
-        key = commit_key(self.s.producer, shard.seq)
+            producer=self.s.producer, seq=plan.seq, shard=stored.key, seed_start=plan.seed_start,
+            seed_end=plan.seed_end, count=stored.count, bytes=stored.bytes, raw_bytes=stored.raw_bytes,
+            sha256=stored.sha256, ids=plan.ids, config_hash=self.config_hash, warp_version=self.warp_version,
+            created_at=now_iso(), duplicates=plan.duplicates, failures=plan.failures)
+        key = commit_key(self.s.producer, plan.seq)
         if not await self.sink.put_if_absent(key, encode_commit(commit)):
             existing = await self.sink.get(key)
             if existing is None or not decode_commit(existing).same_content(commit):
-                raise FencingError(self._fencing_message())
-            log.info("commit already present with identical content (resumed run)", seq=shard.seq)
+                raise FencingError(self._fencing_message(plan.seq))
+            log.info("commit already present with identical content (resumed run)", seq=plan.seq)
         self.committed += commit.count
         await self.checkpoints.add(key, msgspec.to_builtins(commit))
         self.index.apply_commit(commit.seq, commit.sha256, commit.ids, self.committed)
-        self.next_seq, self.next_seed = shard.seq + 1, shard.seed_end
         self.shards_written += 1
         self.metrics.on_commit(commit.count, commit.bytes, commit.raw_bytes, time.monotonic() - started,
                                self.committed)

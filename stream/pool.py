@@ -3,7 +3,8 @@ state), built on pebble, which kills and replaces a worker that dies or passes t
 timeout and recycles workers after N tasks.
 
 A batch whose worker dies or hangs is retried once, one seed per task, so a single bad
-seed fails alone; a seed that fails again is reported as a failure with its reason.
+seed fails alone; a seed that fails again is reported as a failure (``failed(seed,
+reason)``, a task result of its own) with its reason.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ def _pause(seconds: float) -> None:
 
 
 class WorkerPool:
-    def __init__(self, workers: int, task: Callable[[list[int]], list[Any]], failed: Callable[[int, str], Any],
+    def __init__(self, workers: int, task: Callable[[list[int]], Any], failed: Callable[[int, str], Any],
                  initializer: Callable[..., None], initargs: tuple[Any, ...], timeout: float, max_tasks: int) -> None:
         self._task = task
         self._failed = failed
@@ -52,7 +53,7 @@ class WorkerPool:
         futures = [self._pool.schedule(_pause, args=(0.3,), timeout=self._timeout + 60) for _ in range(workers)]
         await asyncio.gather(*(asyncio.wrap_future(f) for f in futures))
 
-    async def _run(self, seeds: list[int]) -> list[Any]:
+    async def _run(self, seeds: list[int]) -> Any:
         future = self._pool.schedule(self._task, args=(seeds,), timeout=self._timeout)
         try:
             return await asyncio.wrap_future(future)
@@ -70,20 +71,29 @@ class WorkerPool:
         return f"worker error: {type(exc).__name__}: {exc}"
 
     async def process(self, seeds: list[int]) -> list[Any]:
-        """Outcomes for ``seeds`` in seed order; never raises for worker faults."""
+        """Task results covering ``seeds`` in seed order: one for the whole batch, or one per
+        seed after a worker fault; never raises for worker faults."""
         if self.closed:
             raise asyncio.CancelledError
         try:
-            return await self._run(seeds)
+            return [await self._run(seeds)]
         except (ProcessExpired, FutureTimeout, TimeoutError, Exception) as exc:  # noqa: BLE001
             reason = self._reason(exc)
             log.warning("batch failed, retrying seed by seed", first_seed=seeds[0], n=len(seeds), reason=reason)
         if self.closed:  # shutting down: these seeds are simply not consumed
             raise asyncio.CancelledError
-        results = await asyncio.gather(*(self._single(seed) for seed in seeds))
-        return [outcome for batch in results for outcome in batch]
+        return list(await asyncio.gather(*(self._single(seed) for seed in seeds)))
 
-    async def _single(self, seed: int) -> list[Any]:
+    async def call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn(*args)`` in a worker; if the worker dies or hangs, here instead (a pure
+        function whose result is needed either way)."""
+        try:
+            return await asyncio.wrap_future(self._pool.schedule(fn, args=args, timeout=self._timeout))
+        except (ProcessExpired, FutureTimeout, TimeoutError) as exc:
+            log.warning("pool call failed, running it here", fn=fn.__name__, reason=self._reason(exc))
+            return fn(*args)
+
+    async def _single(self, seed: int) -> Any:
         try:
             return await self._run([seed])
         except Exception as exc:  # noqa: BLE001
@@ -91,7 +101,7 @@ class WorkerPool:
                 raise asyncio.CancelledError from None
             reason = self._reason(exc)
             log.error("seed failed", seed=seed, reason=reason)
-            return [self._failed(seed, reason)]
+            return self._failed(seed, reason)
 
     def close(self, now: bool = False) -> None:
         self.closed = True

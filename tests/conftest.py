@@ -77,7 +77,7 @@ def read_local_dataset(root: Path) -> tuple[list[dict], list[dict]]:
     commits = [json.loads(p.read_bytes()) for p in sorted((root / "commits").rglob("*.json"))]
     records = []
     for commit in commits:
-        data = zstandard.ZstdDecompressor().decompressobj().decompress((root / commit["shard"]).read_bytes())
+        data = zstandard.ZstdDecompressor().decompressobj(read_across_frames=True).decompress((root / commit["shard"]).read_bytes())
         records += [json.loads(line) for line in data.splitlines()]
     return commits, records
 

@@ -15,3 +15,15 @@ def test_ceiling_is_the_sum_of_per_process_rates() -> None:
     assert found["kernels_per_s"] == pytest.approx(sum(rates), abs=0.2)
     # the static split's wall-clock rate waits for the slower process: never above the sum
     assert found["static_split_kernels_per_s"] <= found["kernels_per_s"] + 0.2
+
+
+def test_sweep_steps_double_up_to_n_and_report_main_cpu_and_the_scale_model() -> None:
+    from stream.bench import run_sweep
+
+    found = run_sweep(4, 3, seed_start=910_000)
+    assert [s["workers"] for s in found["steps"]] == [1, 2, 3]
+    for step in found["steps"]:
+        assert step["ratio"] == pytest.approx(step["pipeline_kernels_per_s"] / step["ceiling_kernels_per_s"], abs=1e-3)
+        model = step["scale_model"]
+        assert step["main_cpu_ms_per_record"] > 0 and model["main_ms_per_kernel"] > 0
+        assert model["workers_one_producer_feeds"] == int(model["worker_ms_per_kernel"] / model["main_ms_per_kernel"])

@@ -95,10 +95,12 @@ def test_log_format_json_on_a_terminal_has_no_display(tty_run: tuple[Path, int, 
 def test_json_logs_in_a_pipe_and_metrics_scraped_during_the_run(tmp_path: Path) -> None:
     port = free_port()
     out = tmp_path / "ds"
-    # --max-rate 10: the run lasts > 1.5 s on any machine, so scrapes land while it processes.
+    # --max-rate 10 in batches of 2: the run lasts > 1.5 s on any machine, so scrapes land
+    # while it processes.
     proc = subprocess.Popen([sys.executable, "-m", "stream.cli", "run", "--out", str(out), "--count", "20",
                              "--workers", "1", "--shard-records", "10", "--state-dir", str(tmp_path / "state"),
-                             "--metrics-port", str(port), "--max-rate", "10"], stdout=subprocess.PIPE,
+                             "--metrics-port", str(port), "--max-rate", "10", "--batch-size", "2"],
+                            stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, env=cli_env(), cwd=ROOT)
     scrapes: list[str] = []
     listening: set[str] = set()

@@ -10,7 +10,7 @@ import pytest
 import zstandard
 
 from sinks.local import LocalSink
-from sinks.shard import ShardWriter
+from sinks.shard import ShardWriter, compress_frame, frame_lines
 from stream.dedup import DedupIndex
 
 
@@ -46,24 +46,28 @@ def test_pending_and_persisted_ids(tmp_path: Path) -> None:
     assert reopened.watermark() is None and not reopened.seen(_id(1))
 
 
-def test_shard_writer_streams_one_checksummed_frame(tmp_path: Path) -> None:
+def test_shard_writer_streams_checksummed_frames_that_read_as_one_stream(tmp_path: Path) -> None:
     lines = [f'{{"id": "{_id(i)}", "pad": "{"x" * (i % 500)}"}}\n'.encode() for i in range(3000)]
+    batches = [lines[i:i + 32] for i in range(0, len(lines), 32)]
 
     async def main() -> None:
         sink = LocalSink(tmp_path / "ds")
         await sink.open()
         upload = await sink.open_shard("shards/p/00000000.jsonl.zst")
         writer = ShardWriter(upload, "shards/p/00000000.jsonl.zst", part_size=4096)
-        for line in lines:
-            await writer.add(line)
+        for batch in batches:
+            frame = compress_frame(batch)
+            assert frame_lines(frame) == batch
+            await writer.add(frame, len(batch), sum(map(len, batch)))
         assert not (tmp_path / "ds/shards/p/00000000.jsonl.zst").exists()  # invisible until commit
         stored = await writer.finish()
         data = (tmp_path / "ds/shards/p/00000000.jsonl.zst").read_bytes()
         assert stored.bytes == len(data) and stored.sha256 == hashlib.sha256(data).hexdigest()
         assert stored.count == 3000 and stored.raw_bytes == sum(map(len, lines))
-        params = zstandard.get_frame_parameters(data)
-        assert params.has_checksum
-        assert zstandard.ZstdDecompressor().decompressobj().decompress(data) == b"".join(lines)
+        assert zstandard.get_frame_parameters(data).has_checksum
+        whole = zstandard.ZstdDecompressor().decompressobj(read_across_frames=True).decompress(data)
+        assert whole == b"".join(lines)
+        assert zstandard.ZstdDecompressor().stream_reader(data, read_across_frames=True).read() == whole
         assert await sink.list("shards/") == ["shards/p/00000000.jsonl.zst"]
 
     anyio.run(main)
