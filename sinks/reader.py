@@ -5,7 +5,9 @@ log comes from checkpoints (``sinks.checkpoints``), and fetches run many at a ti
 
 ``iter_records(url)`` is the synchronous API for training code; ``committed_shards(url)``
 lists the shard files for readers that open them in place (HF datasets, pandas, DuckDB,
-fsspec); the async functions serve the CLI, the verifier and ``stats``.
+fsspec); the async functions serve the CLI, the verifier and ``stats``. ``CorruptShard``
+(what a damaged shard raises) and ``SkippedShards`` (the tally of shards gone past) are
+importable from here. For sharded, shuffled, resumable training reads: ``sinks.training``.
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ import zstandard
 
 from sinks.checkpoints import list_commits
 from sinks.dedupfile import load_exclusions
-# CorruptShard and SkippedShards are re-exported: readers catch and pass them from here.
 from sinks.shardio import DEFAULT_CONCURRENCY, CorruptShard, SkippedShards, ordered_map, prefetched, shard_records
 from sinks.url import opened_sink
 from sinks.where import compile_where
