@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import jitsynth, read_local_dataset
+from tests.test_training import produce
 
 DAMAGE = ("appended", "truncated", "deleted")
 
@@ -19,8 +20,7 @@ DAMAGE = ("appended", "truncated", "deleted")
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("corrupt") / "ds"
-    jitsynth("run", "--out", str(out), "--count", "24", "--workers", "1", "--shard-records", "8",
-             "--state-dir", str(out.parent / "state"), check=True)
+    produce(str(out), out.parent / "state", 24, 8)
     return out
 
 

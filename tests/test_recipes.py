@@ -10,15 +10,15 @@ import subprocess
 import sys
 import threading
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from sinks.reader import committed_shards, iter_records
 from sinks.training import ShardedRecords
-from tests.conftest import ROOT, S3Env, cli_env, jitsynth, read_local_dataset
-from tests.test_training import Follower
+from tests.conftest import ROOT, S3Env, cli_env, read_local_dataset
+from tests.test_readers import s3_env  # noqa: F401 - the fixture: AWS_* set for in-process readers
+from tests.test_training import Follower, produce
 
 WORLD, WORKERS = 3, 2
 
@@ -26,24 +26,13 @@ WORLD, WORKERS = 3, 2
 @pytest.fixture(scope="module")
 def local(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("recipes") / "ds"  # 7 shards: not a multiple of 3 ranks or 6 workers
-    jitsynth("run", "--out", str(out), "--count", "33", "--workers", "1", "--shard-records", "5",
-             "--state-dir", str(out.parent / "state"), check=True)
-    return out
+    return Path(produce(str(out), out.parent / "state", 33, 5))
 
 
 @pytest.fixture(scope="module")
 def on_s3(s3: S3Env, tmp_path_factory: pytest.TempPathFactory) -> str:
-    url = s3.url("recipes")  # 6 shards: a multiple of 3 ranks
-    jitsynth("run", "--out", url, "--count", "30", "--workers", "1", "--shard-records", "5",
-             "--state-dir", str(tmp_path_factory.mktemp("recipes-state")), env=s3.env(), check=True)
-    return url
-
-
-@pytest.fixture
-def s3_env(s3: S3Env, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
-    for key, value in s3.env().items():
-        monkeypatch.setenv(key, value)
-    yield s3.env()
+    # 6 shards: a multiple of 3 ranks
+    return produce(s3.url("recipes"), tmp_path_factory.mktemp("recipes-state"), 30, 5, env=s3.env())
 
 
 def all_ids(url: str) -> list[str]:
@@ -87,7 +76,8 @@ def test_hf_streaming_split_by_node_local(local: Path, tmp_path: Path) -> None:
     assert all(nodes) and Counter(i for ids in nodes for i in ids) == Counter(all_ids(str(local)))
 
 
-def test_torch_style_loop_and_hf_streaming_on_s3(on_s3: str, s3_env: dict, tmp_path: Path) -> None:
+@pytest.mark.usefixtures("s3_env")
+def test_torch_style_loop_and_hf_streaming_on_s3(on_s3: str, tmp_path: Path) -> None:
     pytest.importorskip("datasets")
     from sinks.hfcompat import storage_options
 
@@ -99,17 +89,20 @@ def test_torch_style_loop_and_hf_streaming_on_s3(on_s3: str, s3_env: dict, tmp_p
     assert Counter(i for ids in nodes for i in ids) == expected
 
 
-def test_hf_streaming_on_s3_fails_without_the_session_option(on_s3: str, s3_env: dict, tmp_path: Path) -> None:
+@pytest.mark.usefixtures("s3_env")
+def test_hf_streaming_on_s3_fails_without_the_session_option(s3: S3Env, on_s3: str, tmp_path: Path) -> None:
     """Why ``sinks.hfcompat`` exists: plain s3fs options break at the first zstd file (if
     this starts passing, datasets fixed huggingface/datasets#7295 and the option can go)."""
     pytest.importorskip("datasets")
-    plain = {"key": s3_env["AWS_ACCESS_KEY_ID"], "secret": s3_env["AWS_SECRET_ACCESS_KEY"],
-             "client_kwargs": {"endpoint_url": s3_env["AWS_ENDPOINT_URL"]}}
+    env = s3.env()
+    plain = {"key": env["AWS_ACCESS_KEY_ID"], "secret": env["AWS_SECRET_ACCESS_KEY"],
+             "client_kwargs": {"endpoint_url": env["AWS_ENDPOINT_URL"]}}
     with pytest.raises(TypeError, match="requote_redirect_url"):
         hf_streaming(on_s3, plain, tmp_path / "hf")
 
 
-def test_duckdb_over_s3_through_fsspec(on_s3: str, s3_env: dict) -> None:
+@pytest.mark.usefixtures("s3_env")
+def test_duckdb_over_s3_through_fsspec(on_s3: str) -> None:
     duckdb = pytest.importorskip("duckdb")
     fsspec = pytest.importorskip("fsspec")
     from sinks.hfcompat import storage_options
@@ -123,8 +116,8 @@ def test_duckdb_over_s3_through_fsspec(on_s3: str, s3_env: dict) -> None:
     assert len(rows) > 0
 
 
-def test_a_follower_reads_an_s3_dataset_while_a_producer_writes_it(s3: S3Env, s3_env: dict,
-                                                                   tmp_path: Path) -> None:
+@pytest.mark.usefixtures("s3_env")
+def test_a_follower_reads_an_s3_dataset_while_a_producer_writes_it(s3: S3Env, tmp_path: Path) -> None:
     url = s3.url("follow")
     seen, total = threading.Condition(), [0]
     follower = Follower(ShardedRecords(url, follow=True, poll_interval=0.05, max_poll_interval=0.5), seen, total)

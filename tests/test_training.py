@@ -28,11 +28,18 @@ from tests.conftest import ROOT, cli_env, jitsynth, read_local_dataset
 LAYOUT = [(rank, worker) for rank in range(3) for worker in range(2)]  # 3 ranks x 2 workers
 
 
+def produce(url: str, state: Path, count: int, shard_records: int, *flags: str,
+            env: dict[str, str] | None = None) -> str:
+    """Write ``count`` records in shards of ``shard_records`` with a real ``jitsynth run``."""
+    jitsynth("run", "--out", url, "--count", str(count), "--workers", "1", "--shard-records", str(shard_records),
+             "--state-dir", str(state), *flags, env=env, check=True)
+    return url
+
+
 @pytest.fixture(scope="module")
 def twelve(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("train12") / "ds"
-    jitsynth("run", "--out", str(out), "--count", "60", "--workers", "1", "--shard-records", "5",
-             "--state-dir", str(out.parent / "state"), check=True)
+    produce(str(out), out.parent / "state", 60, 5)
     return out
 
 
@@ -40,9 +47,8 @@ def twelve(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def seven(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """7 shards from two producers (4 + 3, the last one short): 6 consumers cannot split it evenly."""
     out = tmp_path_factory.mktemp("train7") / "ds"
-    for producer, count in (("0", "20"), ("1", "13")):
-        jitsynth("run", "--out", str(out), "--producer", producer, "--count", count, "--workers", "1",
-                 "--shard-records", "5", "--state-dir", str(out.parent / f"state{producer}"), check=True)
+    for producer, count in (("0", 20), ("1", 13)):
+        produce(str(out), out.parent / f"state{producer}", count, 5, "--producer", producer)
     return out
 
 
@@ -142,8 +148,7 @@ def test_resume_plans_over_the_commits_of_the_state_not_newer_ones(twelve: Path,
     head = [next(it)["id"] for _ in range(3)]
     it.close()
     state = reader.state_dict()
-    jitsynth("run", "--out", str(root), "--producer", "7", "--count", "5", "--workers", "1", "--shard-records", "5",
-             "--state-dir", str(tmp_path / "state7"), check=True)  # a new commit changes the plan of a fresh epoch
+    produce(str(root), tmp_path / "state7", 5, 5, "--producer", "7")  # a new commit changes a fresh epoch's plan
     again = ShardedRecords(str(root), **kwargs)
     again.load_state_dict(state)
     assert head + [r["id"] for r in again] == full
@@ -153,8 +158,7 @@ def test_dedup_exclusions_and_where_are_honoured(seven: Path, tmp_path: Path) ->
     root = tmp_path / "dups"
     shutil.copytree(seven, root)
     # Producer 2 repeats producer 0's seeds: its records are cross-producer duplicates.
-    jitsynth("run", "--out", str(root), "--producer", "2", "--seed-start", "0", "--count", "10", "--workers", "1",
-             "--shard-records", "5", "--state-dir", str(tmp_path / "state2"), check=True)
+    produce(str(root), tmp_path / "state2", 10, 5, "--producer", "2", "--seed-start", "0")
     jitsynth("dedup", str(root), check=True)
     expected = [r["id"] for r in iter_records(str(root))]
     assert len(expected) < len(committed_ids(root))  # the pass listed duplicates, and readers skip them
