@@ -103,6 +103,7 @@ class ShardedRecords:
         self._position: dict[str, int] = {}  # fixed: {"piece", "line"} or {"emitted"}; follow: {}
         self._done: dict[str, int] = {}  # follow: producer -> last seq of its shards this consumer finished
         self._current: list[Any] | None = None  # follow: [commit key, lines read in it]
+        self._owner: list[int] | None = None  # the consumer the position belongs to, once known
 
     def __getstate__(self) -> dict[str, Any]:
         """Picklable (a torch DataLoader ships the dataset to each worker process)."""
@@ -127,29 +128,38 @@ class ShardedRecords:
         self._stop.set()
 
     def state_dict(self) -> dict[str, Any]:
-        c = self.consumer()
-        return {"format": STATE_FORMAT, "consumer": [c.rank, c.world_size, c.worker, c.num_workers],
+        return {"format": STATE_FORMAT, "consumer": self._owner or _numbers(self.consumer()),
                 "seed": self.seed, "epoch": self.epoch, "follow": self.follow, "snapshot": self._snapshot,
                 "commits": self._commits, "position": dict(self._position), "done": dict(self._done),
                 "current": self._current}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        c = self.consumer()
-        mine = [c.rank, c.world_size, c.worker, c.num_workers]
+        """Continue where ``state`` (from ``state_dict``) left off. The state belongs to one
+        (rank, worker): checked here when the worker was given, else when iteration starts
+        (a torch worker learns its id only then)."""
         if state.get("format") != STATE_FORMAT:
             raise ValueError(f"reader state format {state.get('format')!r}: this jitsynth reads {STATE_FORMAT}")
-        if list(state["consumer"]) != mine or state["seed"] != self.seed or state["follow"] != self.follow:
-            raise ValueError(f"reader state is for consumer {state['consumer']} (rank, world_size, worker, "
-                             f"num_workers), seed {state['seed']}, follow {state['follow']}; this reader is {mine}, "
+        if state["seed"] != self.seed or state["follow"] != self.follow:
+            raise ValueError(f"reader state is for seed {state['seed']}, follow {state['follow']}; this reader has "
                              f"seed {self.seed}, follow {self.follow}")
+        self._owner = list(state["consumer"])
+        if self.worker is not None:
+            self._check_owner(self.consumer())
         self.epoch, self._snapshot, self._commits = int(state["epoch"]), state["snapshot"], int(state["commits"])
         self._position, self._done = dict(state["position"]), dict(state["done"])
         self._current = list(state["current"]) if state["current"] else None
+
+    def _check_owner(self, consumer: Consumer) -> None:
+        if self._owner is not None and self._owner != _numbers(consumer):
+            raise ValueError(f"reader state is for consumer {self._owner} (rank, world_size, worker, num_workers); "
+                             f"this reader is {_numbers(consumer)}")
 
     # -- iteration -----------------------------------------------------------------------------------
     def __iter__(self) -> Iterator[dict[str, Any]]:
         self._stop.clear()
         consumer = self.consumer()
+        self._check_owner(consumer)
+        self._owner = _numbers(consumer)
         with anyio.from_thread.start_blocking_portal() as portal, \
                 portal.wrap_async_context_manager(opened_sink(self.url, self.endpoint_url)) as sink:
             if self.follow:
@@ -282,6 +292,10 @@ class ShardedRecords:
                     self._current = [piece.key, number + 1]
 
             yield from self._records(pieces, self._lines(portal, sink, pieces), excluded, moved)
+
+
+def _numbers(consumer: Consumer) -> list[int]:
+    return [consumer.rank, consumer.world_size, consumer.worker, consumer.num_workers]
 
 
 def _watermark(commits: list[Commit]) -> dict[str, int]:

@@ -234,6 +234,21 @@ def test_torch_worker_info_is_used_when_torch_is_importable(seven: Path, tmp_pat
     worker, workers, ids = json.loads(proc.stdout)
     assert (worker, workers) == (1, 2)
     assert ids == parts(str(seven))[(0, 1)]
+    # A state saved in worker 1 is loaded before the worker is known, and checked when it is.
+    saved = ShardedRecords(str(seven), rank=0, world_size=3, worker_id=1, num_workers=2)
+    it = iter(saved)
+    head = [next(it)["id"] for _ in range(2)]
+    it.close()
+    resume = ("import json, sys; from sinks.training import ShardedRecords; "
+              "r = ShardedRecords(sys.argv[1], rank=0, world_size=3); r.load_state_dict(json.loads(sys.argv[2])); "
+              "print(json.dumps([x['id'] for x in r]))")
+    proc = subprocess.run([sys.executable, "-c", resume, str(seven), json.dumps(saved.state_dict())],
+                          capture_output=True, text=True, check=True, env=env, cwd=ROOT, timeout=300)
+    assert head + json.loads(proc.stdout) == ids
+    proc = subprocess.run([sys.executable, "-c", resume, str(seven), json.dumps({**saved.state_dict(),
+                                                                                 "consumer": [0, 3, 0, 2]})],
+                          capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+    assert proc.returncode == 1 and "ValueError: reader state is for consumer [0, 3, 0, 2]" in proc.stderr
 
 
 # -- follow ----------------------------------------------------------------------------------------------
