@@ -19,6 +19,8 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sinks.assign import Consumer, follows, plan
 from sinks.reader import CorruptShard, iter_records
@@ -89,6 +91,29 @@ def test_leftover_shards_are_split_by_record_index() -> None:
         [("00000000", 0, 10), ("00000006", 0, 1)], [("00000001", 0, 10), ("00000006", 1, 3)],
         [("00000002", 0, 10), ("00000006", 3, 5)], [("00000003", 0, 10), ("00000006", 5, 6)],
         [("00000004", 0, 10), ("00000006", 6, 8)], [("00000005", 0, 10), ("00000006", 8, 10)]]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(0, 12), max_size=20), st.integers(1, 4), st.integers(1, 3),
+       st.one_of(st.none(), st.integers(0, 2**32)), st.integers(0, 3))
+def test_plans_cover_every_record_once_and_fairly(counts: list[int], world: int, workers: int, seed: int | None,
+                                                  epoch: int) -> None:
+    commits = [(f"commits/p/{i:08d}.json", {"producer": "p", "seq": i, "shard": f"s{i}", "count": n})
+               for i, n in enumerate(counts)]
+    consumers = [Consumer(r, world, w, workers) for r in range(world) for w in range(workers)]
+    plans = [plan(commits, c, seed, epoch) for c in consumers]
+    covered = Counter((p.key, line) for pieces in plans for p in pieces for line in range(p.start, p.stop))
+    assert covered == Counter((k, line) for k, c in commits for line in range(c["count"]))
+    assert all(covered[k] == 1 for k in covered)
+    whole = len(counts) // len(consumers)  # each consumer: that many whole shards, then its run of the rest
+    assert all(sum(1 for p in pieces[:whole] if p.start == 0 and p.stop == p.commit["count"]) == whole
+               for pieces in plans)
+    rest = [sum(p.stop - p.start for p in pieces[whole:]) for pieces in plans]
+    assert max(rest) - min(rest) <= 1
+    def spans(pieces: list) -> list[tuple[str, int, int]]:
+        return [(p.key, p.start, p.stop) for p in pieces]
+
+    assert all(spans(plan(commits, c, seed, epoch)) == spans(p) for c, p in zip(consumers, plans, strict=True))
 
 
 def _ids_in_subprocess(url: str, seed: int, hashseed: str) -> list[str]:
