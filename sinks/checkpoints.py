@@ -109,12 +109,16 @@ async def producer_commits(sink: Any, producer: str, checkpoint_keys: list[str],
                        for c in doc["commits"]]
     elif doc is not None:
         entries = [(c["key"], {k: v for k, v in c.items() if k != "key"}) for c in doc["commits"]]
-    tail = [k for k in await sink.list(f"{COMMITS}/{producer}/", start_after=doc["through"] if doc else None)
-            if k.endswith(".json")]
-    async for key, commit in ordered_map(tail, lambda k: _keyed(sink, k), limit):
-        if commit is not None:
-            entries.append((key, commit))
-    return entries
+    return entries + await commits_after(sink, producer, doc["through"] if doc else None, limit)
+
+
+async def commits_after(sink: Any, producer: str, after: str | None,
+                        limit: int = DEFAULT_CONCURRENCY) -> list[tuple[str, dict[str, Any]]]:
+    """One producer's commits listed after the commit key ``after`` (all with None), in seq
+    order: one LIST from there and a GET per new commit (what a follower polls)."""
+    tail = [k for k in await sink.list(f"{COMMITS}/{producer}/", start_after=after) if k.endswith(".json")]
+    return [(key, commit) async for key, commit in ordered_map(tail, lambda k: _keyed(sink, k), limit)
+            if commit is not None]
 
 
 async def _keyed(sink: Any, key: str) -> tuple[str, dict[str, Any] | None]:

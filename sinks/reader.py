@@ -5,7 +5,9 @@ log comes from checkpoints (``sinks.checkpoints``), and fetches run many at a ti
 
 ``iter_records(url)`` is the synchronous API for training code; ``committed_shards(url)``
 lists the shard files for readers that open them in place (HF datasets, pandas, DuckDB,
-fsspec); the async functions serve the CLI, the verifier and ``stats``.
+fsspec); the async functions serve the CLI, the verifier and ``stats``. ``CorruptShard``
+(what a damaged shard raises) and ``SkippedShards`` (the tally of shards gone past) are
+importable from here. For sharded, shuffled, resumable training reads: ``sinks.training``.
 """
 
 from __future__ import annotations
@@ -20,12 +22,15 @@ import zstandard
 
 from sinks.checkpoints import list_commits
 from sinks.dedupfile import load_exclusions
-from sinks.shardio import CorruptShard  # noqa: F401 - re-exported: readers catch it from here
-from sinks.shardio import DEFAULT_CONCURRENCY, ordered_map, prefetched, shard_records
+from sinks.shardio import DEFAULT_CONCURRENCY, CorruptShard, SkippedShards, ordered_map, prefetched, shard_records
 from sinks.url import opened_sink
 from sinks.where import compile_where
 
 COMMITS_PREFIX = "commits/"
+
+# Called with (error, commit, records of that shard already handed out) when a reader goes
+# past a corrupt shard instead of raising (``SkippedShards`` is one).
+OnCorrupt = Callable[[CorruptShard, dict[str, Any], int], None]
 
 
 async def commit_dicts(sink, with_ids: bool = False,  # noqa: ANN001 - any Sink
@@ -48,31 +53,42 @@ async def _with_prefetch(sink, entry: tuple[str, dict[str, Any]]):  # noqa: ANN0
 
 
 async def committed_lines(sink, commits: list[tuple[str, dict[str, Any]]],  # noqa: ANN001 - any Sink
-                          limit: int = DEFAULT_CONCURRENCY) -> AsyncIterator[tuple[str, dict[str, Any], bytes]]:
+                          limit: int = DEFAULT_CONCURRENCY,
+                          on_corrupt: OnCorrupt | None = None) -> AsyncIterator[tuple[str, dict[str, Any], bytes]]:
     """(commit key, commit, JSONL line) of every record of ``commits``, in order, each shard
-    checked against its commit (``CorruptShard`` otherwise); small shards are fetched
-    ``limit`` at a time ahead of their turn, large ones streamed: memory stays bounded."""
+    checked against its commit (``CorruptShard`` otherwise, or ``on_corrupt`` is told and
+    the next shard follows); small shards are fetched ``limit`` at a time ahead of their
+    turn, large ones streamed: memory stays bounded."""
     async for (key, commit), data in ordered_map(commits, lambda e: _with_prefetch(sink, e), limit):
-        async for line in shard_records(sink, commit, key, data):
-            yield key, commit, line
+        handed_out = 0
+        try:
+            async for line in shard_records(sink, commit, key, data):
+                handed_out += 1
+                yield key, commit, line
+        except CorruptShard as exc:
+            if on_corrupt is None:
+                raise
+            on_corrupt(exc, commit, handed_out)
 
 
 async def aiter_records(url: str, endpoint_url: str | None = None,
                         excluded: Mapping[str, Collection[str]] | None = None,
-                        dedup: bool = True, limit: int = DEFAULT_CONCURRENCY) -> AsyncIterator[bytes]:
+                        dedup: bool = True, limit: int = DEFAULT_CONCURRENCY,
+                        skipped: SkippedShards | None = None) -> AsyncIterator[bytes]:
     """Raw JSONL lines of every committed record.
 
     ``excluded`` maps a commit's shard key to record ids to skip in that shard. By
     default (``dedup``) it is the dataset's cross-producer dedup file written by
     ``jitsynth dedup`` (``sinks.dedupfile``), so each listed duplicate is read once, at
     its first copy; ``dedup=False`` reads every committed record. ``limit``: requests in
-    flight (commit and shard fetches).
+    flight (commit and shard fetches). ``skipped``: go past corrupt shards, tallying them
+    there, instead of raising ``CorruptShard``.
     """
     async with opened_sink(url, endpoint_url=endpoint_url) as sink:
         if excluded is None and dedup:
             excluded = await load_exclusions(sink)
         commits = await list_commits(sink, limit)
-        async for _key, commit, line in committed_lines(sink, commits, limit):
+        async for _key, commit, line in committed_lines(sink, commits, limit, skipped):
             skip = excluded.get(commit["shard"]) if excluded else None
             if skip and json.loads(line)["id"] in skip:
                 continue
@@ -80,14 +96,17 @@ async def aiter_records(url: str, endpoint_url: str | None = None,
 
 
 def iter_records(url: str, endpoint_url: str | None = None,
-                 where: str | Callable[[dict[str, Any]], bool] | None = None) -> Iterator[dict[str, Any]]:
+                 where: str | Callable[[dict[str, Any]], bool] | None = None,
+                 skipped: SkippedShards | None = None) -> Iterator[dict[str, Any]]:
     """Committed records as dicts, for training code: ``for r in iter_records("s3://b/p"): ...``
 
     ``where`` filters records: an expression string (see ``sinks.where``) or a predicate.
+    ``skipped``: go past corrupt shards (tallied there) instead of raising ``CorruptShard``.
+    For sharded, shuffled, resumable reading across ranks and workers see ``sinks.training``.
     """
     keep = compile_where(where) if isinstance(where, str) else where
     with anyio.from_thread.start_blocking_portal() as portal:
-        agen = aiter_records(url, endpoint_url)
+        agen = aiter_records(url, endpoint_url, skipped=skipped)
         try:
             while True:
                 try:

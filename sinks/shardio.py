@@ -6,9 +6,13 @@
   the commit promised are checked on the fly; one line is held back so a mismatch is
   raised *before* the shard's last record is handed out (a reader never sees all of a
   corrupt shard and believes it whole). Small shards are fetched whole ahead of time by
-  ``ordered_map`` and checked before their first record.
+  ``ordered_map`` and checked before their first record; a streamed shard's stored size is
+  checked (one HEAD) before its first record, so a missing, truncated or appended-to shard
+  hands out nothing.
 - ``CorruptShard``: what a damaged, truncated or missing shard raises: one line naming the
   shard, its commit and how to repair, never a zstd traceback.
+- ``SkippedShards``: what a reader told to go past corrupt shards (``on_corrupt="skip"``,
+  ``--skip-corrupt``) skipped: the shards and how many of their records it did not hand out.
 - ``ordered_map``: up to ``limit`` awaitables in flight, results in input order (commit
   and shard fetches over S3 are latency bound: 10,000 commits one GET at a time is minutes).
 
@@ -25,9 +29,13 @@ import hashlib
 import os
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+import structlog
 import zstandard
+
+log = structlog.get_logger("jitsynth.read")
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -59,6 +67,30 @@ class CorruptShard(ValueError):
                          "producer and rerun it with the same seeds and config (shards are reproducible byte "
                          "for byte); `jitsynth verify URL` lists every damaged shard")
         self.shard, self.commit = shard, commit
+
+
+@dataclass
+class SkippedShards:
+    """Corrupt shards a reader went past, and the records of theirs it did not hand out.
+    Call it with (error, commit, records of that shard handed out) for each such shard."""
+
+    shards: list[str] = field(default_factory=list)
+    records: int = 0
+
+    def __call__(self, exc: CorruptShard, commit: dict[str, Any], handed_out: int) -> None:
+        self.add(exc, int(commit["count"]) - handed_out)
+
+    def add(self, exc: CorruptShard, records: int) -> None:
+        self.shards.append(exc.shard)
+        self.records += records
+        log.warning("corrupt shard skipped", shard=exc.shard, commit=exc.commit, records_skipped=records,
+                    error=str(exc).split(". ", 1)[0])
+
+    def message(self) -> str:
+        """One line for a user: how much was skipped, where, and what to run."""
+        names = ", ".join(self.shards[:3]) + (f" and {len(self.shards) - 3} more" if len(self.shards) > 3 else "")
+        return (f"skipped {self.records:,} records of {len(self.shards)} corrupt shard(s) ({names}); "
+                "`jitsynth verify URL` lists every damaged shard")
 
 
 async def ordered_map(items: Iterable[T], fn: Callable[[T], Awaitable[R]], limit: int) -> AsyncIterator[R]:
@@ -112,9 +144,11 @@ async def shard_records(sink: Any, commit: dict[str, Any], commit_key: str = "",
     shard = commit["shard"]
     commit_key = commit_key or f"the commit of {shard}"
 
-    def mismatch(size: int, digest: str) -> CorruptShard | None:
-        if size == int(commit["bytes"]) and digest == commit["sha256"]:
+    def mismatch(size: int, digest: str | None) -> CorruptShard | None:
+        if size == int(commit["bytes"]) and digest in (None, commit["sha256"]):
             return None
+        if digest is None:
+            return CorruptShard(shard, commit_key, f"{size} bytes, the commit says {commit['bytes']} bytes")
         return CorruptShard(shard, commit_key, f"{size} bytes with sha256 {digest}, the commit says "
                                                f"{commit['bytes']} bytes, {commit['sha256']}")
 
@@ -124,6 +158,12 @@ async def shard_records(sink: Any, commit: dict[str, Any], commit_key: str = "",
             raise bad
         chunks: AsyncIterator[bytes] = _chunks_of(data)
     else:
+        # The size first, so the usual damage (missing, truncated, appended) yields no record at all.
+        stored = await sink.size(shard)
+        if stored is None:
+            raise CorruptShard(shard, commit_key, "the shard is missing")
+        if (bad := mismatch(stored, None)) is not None:
+            raise bad
         sha, chunks = hashlib.sha256(), sink.stream(shard, CHUNK)
     size = 0
     decompressor = zstandard.ZstdDecompressor().decompressobj(read_across_frames=True)

@@ -15,6 +15,7 @@ import json
 from dataclasses import asdict
 from typing import Any
 
+from sinks.shardio import SkippedShards
 from stream.stats import DatasetStats, collect, human_bytes, markdown
 
 CARD_KEY, JSON_KEY, PLOT_DIR = "README.md", "dataset.json", "card"
@@ -144,13 +145,15 @@ def relative_shards(commits: list[dict[str, Any]]) -> list[str]:
 
 
 async def write_card(sink, url: str, *, gen_config: Any | None = None, license_id: str = "apache-2.0",  # noqa: ANN001
-                     pretty_name: str | None = None, with_plots: bool = True) -> dict[str, Any]:
-    """Compute the stats, render plots and card, store them; returns what was written."""
+                     pretty_name: str | None = None, with_plots: bool = True,
+                     skipped: SkippedShards | None = None) -> dict[str, Any]:
+    """Compute the stats, render plots and card, store them; returns what was written.
+    ``skipped``: go past corrupt shards (the card then counts only what was read)."""
     import anyio
 
     from stream.plots import PLOTS
 
-    st = await collect(sink, url)
+    st = await collect(sink, url, skipped=skipped)
     if st.commits == 0:  # not a dataset (or nothing committed yet): write nothing
         return {"written": [], "records": 0, "commits": 0, "plots": []}
     written: list[str] = []

@@ -151,11 +151,14 @@ def sample(seed: Annotated[int, Opt(help="Seed to generate")] = 0,
 def read(url: str, limit: Annotated[int | None, Opt(help="Stop after N records")] = None,
          where: Annotated[str | None, Opt(help="Only records matching, e.g. \"metadata.loc > 40 and 'loops' in "
                                                "metadata.features\"")] = None,
-         endpoint_url: Annotated[str | None, Opt(envvar="AWS_ENDPOINT_URL")] = None) -> None:
+         endpoint_url: Annotated[str | None, Opt(envvar="AWS_ENDPOINT_URL")] = None,
+         skip_corrupt: Annotated[bool, Opt("--skip-corrupt", help="Go past corrupt or missing shards (say how "
+                                                                  "many records were skipped) instead of exit 1")]
+         = False) -> None:
     """Committed records as JSONL on stdout."""
     import json
 
-    from sinks.reader import aiter_records
+    from sinks.reader import SkippedShards, aiter_records
     from sinks.where import WhereError, compile_where
 
     try:
@@ -163,10 +166,12 @@ def read(url: str, limit: Annotated[int | None, Opt(help="Stop after N records")
     except WhereError as exc:
         _fail(2, str(exc))
 
+    skipped = SkippedShards() if skip_corrupt else None
+
     async def main() -> None:
         n = 0
         out = sys.stdout.buffer
-        async for line in aiter_records(url, endpoint_url):
+        async for line in aiter_records(url, endpoint_url, skipped=skipped):
             if keep is not None and not keep(json.loads(line)):
                 continue
             out.write(line)
@@ -176,6 +181,8 @@ def read(url: str, limit: Annotated[int | None, Opt(help="Stop after N records")
         out.flush()
 
     _run_reader(main)
+    if skipped is not None and skipped.shards:
+        typer.echo(f"jitsynth: warning: {skipped.message()}", err=True)
 
 
 @app.command()

@@ -19,6 +19,8 @@ import typer
 
 Opt = typer.Option
 EndpointOpt = Annotated[str | None, Opt(envvar="AWS_ENDPOINT_URL", help="S3 endpoint (or $AWS_ENDPOINT_URL)")]
+SkipCorruptOpt = Annotated[bool, Opt("--skip-corrupt", help="Go past corrupt or missing shards (say how many "
+                                                              "records were skipped) instead of exit 1")]
 
 
 def _fail(code: int, message: str) -> typing.NoReturn:
@@ -43,6 +45,17 @@ def _run_async(fn: Any, *args: Any) -> Any:
         _fail(1, str(exc))
 
 
+def _skipped(skip_corrupt: bool) -> Any:
+    from sinks.shardio import SkippedShards
+
+    return SkippedShards() if skip_corrupt else None
+
+
+def _warn_skipped(skipped: Any) -> None:
+    if skipped is not None and skipped.shards:
+        typer.echo(f"jitsynth: warning: {skipped.message()}", err=True)
+
+
 async def _with_sink(url: str, endpoint_url: str | None, work: Any) -> Any:
     from sinks.url import opened_sink
 
@@ -51,22 +64,25 @@ async def _with_sink(url: str, endpoint_url: str | None, work: Any) -> Any:
 
 
 def stats(url: str, as_json: Annotated[bool, Opt("--json", help="One JSON object for machines")] = False,
-          endpoint_url: EndpointOpt = None) -> None:
+          endpoint_url: EndpointOpt = None, skip_corrupt: SkipCorruptOpt = False) -> None:
     """Figures about a dataset: counts, bytes, features, builtins, sizes, validation, failures."""
     from stream.stats import collect, markdown
 
-    st = _run_async(_with_sink, url, endpoint_url, lambda sink: collect(sink, url))
+    skipped = _skipped(skip_corrupt)
+    st = _run_async(_with_sink, url, endpoint_url, lambda sink: collect(sink, url, skipped=skipped))
     if st.commits == 0:
         _fail(1, f"no commits under {url}: not a jitsynth dataset, or nothing committed yet")
     summary = st.summary()
     typer.echo(json.dumps(summary, indent=1) if as_json else markdown(summary))
+    _warn_skipped(skipped)
 
 
 def card(url: str, endpoint_url: EndpointOpt = None,
          config: Annotated[Path | None, Opt(help="The producer's TOML config, to list its generator knobs")] = None,
          license_id: Annotated[str, Opt("--license", help="License id for the front matter")] = "apache-2.0",
          name: Annotated[str | None, Opt(help="Title of the card")] = None,
-         plots: Annotated[bool, Opt("--plots/--no-plots", help="Render PNG plots")] = True) -> None:
+         plots: Annotated[bool, Opt("--plots/--no-plots", help="Render PNG plots")] = True,
+         skip_corrupt: SkipCorruptOpt = False) -> None:
     """Write the dataset card (README.md, dataset.json, card/*.png) at the dataset prefix."""
     from stream.card import write_card
     from stream.config import ConfigError, load_settings
@@ -76,9 +92,11 @@ def card(url: str, endpoint_url: EndpointOpt = None,
     except ConfigError as exc:
         _fail(2, str(exc))
 
+    skipped = _skipped(skip_corrupt)
+
     async def work(sink: Any) -> Any:
         return await write_card(sink, url, gen_config=gen_config, license_id=license_id, pretty_name=name,
-                                with_plots=plots)
+                                with_plots=plots, skipped=skipped)
 
     result = _run_async(_with_sink, url, endpoint_url, work)
     if result["commits"] == 0:
@@ -88,6 +106,7 @@ def card(url: str, endpoint_url: EndpointOpt = None,
         typer.echo(f"wrote {base}/{key}")
     typer.echo(f"card for {result['records']:,} records in {result['commits']:,} shards, "
                f"{len(result['plots'])} plots")
+    _warn_skipped(skipped)
 
 
 def export(url: str, to: Annotated[Path, Opt(help="Directory to write the samples to")],
@@ -95,13 +114,15 @@ def export(url: str, to: Annotated[Path, Opt(help="Directory to write the sample
            backend: Annotated[str, Opt(help="cpu, cuda or both")] = "both",
            where: Annotated[str | None, Opt(help="Only records matching this expression (see `read --where`)")] = None,
            limit: Annotated[int | None, Opt(help="Stop after N records")] = None,
-           endpoint_url: EndpointOpt = None) -> None:
+           endpoint_url: EndpointOpt = None, skip_corrupt: SkipCorruptOpt = False) -> None:
     """Write the older one-file-per-sample layout (python_source, cpp_ir_full, cpp_ir_forward...)."""
     from sinks.base import SinkConfigError, SinkError
     from sinks.shardio import CorruptShard
     from sinks.where import WhereError, compile_where
     from stream.export import BACKENDS, export_per_sample
+    from stream.logs import configure
 
+    configure("auto", "warning")  # logs to stderr, as the other readers: stdout is for the summary
     if layout != "per-sample":
         _fail(2, f"--layout {layout!r}: the only layout is 'per-sample'")
     if backend not in (*BACKENDS, "both"):
@@ -111,8 +132,10 @@ def export(url: str, to: Annotated[Path, Opt(help="Directory to write the sample
     except WhereError as exc:
         _fail(2, str(exc))
     backends = BACKENDS if backend == "both" else (backend,)
+    skipped = _skipped(skip_corrupt)
     try:
-        result = export_per_sample(url, to, endpoint_url=endpoint_url, backends=backends, where=keep, limit=limit)
+        result = export_per_sample(url, to, endpoint_url=endpoint_url, backends=backends, where=keep, limit=limit,
+                                   skipped=skipped)
     except SinkConfigError as exc:
         _fail(2, str(exc))
     except (SinkError, FileNotFoundError, CorruptShard) as exc:
@@ -121,6 +144,7 @@ def export(url: str, to: Annotated[Path, Opt(help="Directory to write the sample
         _fail(1, f"writing to {to}: {exc.strerror or exc}")
     files = ", ".join(f"{n:,} in {to / b}" for b, n in result.files.items())
     typer.echo(f"exported {result.records:,} records: {files}")
+    _warn_skipped(skipped)
 
 
 # -- config show ---------------------------------------------------------------------------------

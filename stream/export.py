@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sinks.reader import iter_records
+from sinks.reader import SkippedShards, iter_records
 
 BACKENDS = ("cpu", "cuda")
 _PREFIX = {"cpu": "cpp", "cuda": "cuda"}
@@ -56,11 +56,11 @@ def _write(path: Path, data: bytes) -> None:
 
 def export_per_sample(url: str, to: Path, *, endpoint_url: str | None = None, backends: tuple[str, ...] = BACKENDS,
                       where: str | Callable[[dict[str, Any]], bool] | None = None,
-                      limit: int | None = None) -> ExportResult:
+                      limit: int | None = None, skipped: SkippedShards | None = None) -> ExportResult:
     result = ExportResult(files={b: 0 for b in backends})
     for backend in backends:
         (to / backend).mkdir(parents=True, exist_ok=True)
-    for record in iter_records(url, endpoint_url, where=where):
+    for record in iter_records(url, endpoint_url, where=where, skipped=skipped):
         if limit is not None and result.records >= limit:
             break
         for backend in backends:

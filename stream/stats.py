@@ -18,7 +18,7 @@ import msgspec
 from sinks.dedupfile import load_exclusions
 from sinks.checkpoints import list_commits
 from sinks.reader import committed_lines
-from sinks.shardio import DEFAULT_CONCURRENCY
+from sinks.shardio import DEFAULT_CONCURRENCY, SkippedShards
 
 VALIDATION_KEYS = ("codegen", "cuda_ptx", "cpu_compile", "executed")
 SIZE_KEYS = ("record", "python_source", "cpu.forward", "cpu.backward", "cpu.full", "cuda.forward", "cuda.backward",
@@ -90,6 +90,7 @@ class DatasetStats:
     complexity: array = field(default_factory=lambda: array("l"))
     n_params: array = field(default_factory=lambda: array("l"))
     sizes: dict[str, array] = field(default_factory=lambda: {k: array("l") for k in SIZE_KEYS})
+    skipped: SkippedShards | None = None  # corrupt shards gone past (``--skip-corrupt``)
 
     # -- accumulation ------------------------------------------------------------------------------
     def add_commit(self, commit: dict[str, Any]) -> None:
@@ -177,6 +178,8 @@ class DatasetStats:
                               "n_params": distribution(self.n_params),
                               **{f"chars.{k}" if k != "record" else "bytes.record": distribution(v)
                                  for k, v in self.sizes.items()}},
+            **({"skipped_corrupt": {"shards": self.skipped.shards, "records": self.skipped.records}}
+               if self.skipped is not None and self.skipped.shards else {}),
         }
 
 
@@ -197,14 +200,16 @@ def distribution(values: array | list[int]) -> dict[str, float | int | None]:
             "max": ordered[-1], "mean": round(sum(ordered) / n, 1)}
 
 
-async def collect(sink, url: str = "", limit: int = DEFAULT_CONCURRENCY) -> DatasetStats:  # noqa: ANN001
-    """One pass over the committed dataset behind ``sink``."""
-    stats = DatasetStats(url=url or getattr(sink, "url", ""))
+async def collect(sink, url: str = "", limit: int = DEFAULT_CONCURRENCY,  # noqa: ANN001
+                  skipped: SkippedShards | None = None) -> DatasetStats:
+    """One pass over the committed dataset behind ``sink``; ``skipped``: go past corrupt
+    shards (tallied there and in the summary) instead of raising ``CorruptShard``."""
+    stats = DatasetStats(url=url or getattr(sink, "url", ""), skipped=skipped)
     excluded = await load_exclusions(sink)  # cross-producer duplicates listed by `jitsynth dedup`
     commits = await list_commits(sink, limit)
     for _key, commit in commits:
         stats.add_commit(commit)
-    async for _key, commit, line in committed_lines(sink, commits, limit):
+    async for _key, commit, line in committed_lines(sink, commits, limit, skipped):
         skip = excluded.get(commit["shard"])
         if skip and msgspec.json.decode(line)["id"] in skip:
             stats.cross_duplicates += 1

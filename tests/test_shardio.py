@@ -108,6 +108,31 @@ def test_a_damaged_shard_raises_before_its_last_record(tmp_path: Path, damage: s
     assert got == lines[:len(got)]
 
 
+@pytest.mark.parametrize("damage", ["appended", "truncated", "missing"])
+def test_a_streamed_shard_of_the_wrong_size_hands_out_no_record(tmp_path: Path, damage: str) -> None:
+    """The stored size is checked before the first line of a streamed shard, so the usual
+    damage costs a reader nothing it would have to take back."""
+    lines = [json.dumps({"id": str(i), "pad": "x" * 3000}).encode() + b"\n" for i in range(400)]
+    commit = _write_shard(tmp_path, lines)
+    path = tmp_path / commit["shard"]
+    data = path.read_bytes()
+    if damage == "missing":
+        path.unlink()
+    else:
+        path.write_bytes(data + b"\0" if damage == "appended" else data[:-7])
+    got: list[bytes] = []
+
+    async def main() -> None:
+        async for line in shard_records(LocalSink(tmp_path), commit, "commits/p/00000000.json"):
+            got.append(line)
+
+    want = "the shard is missing" if damage == "missing" else \
+        f"{len(data) + (1 if damage == 'appended' else -7)} bytes, the commit says {len(data)} bytes"
+    with pytest.raises(CorruptShard, match=want):
+        anyio.run(main, backend="asyncio")
+    assert got == []
+
+
 def _rss_mb() -> float:
     with open(f"/proc/{os.getpid()}/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
