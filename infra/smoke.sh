@@ -7,8 +7,8 @@
 #   infra/smoke.sh [--rebuild-base] [--rebuild] [--no-build] [--count N] [--keep]
 #
 # Follows shared/CONTAINERS.md: no Docker daemon or registry is needed. The base image
-# (localhost/debian-py:bookworm, made with mmdebstrap from Debian packages) and the image's
-# layers are reused when present, so a re-run only rebuilds what changed:
+# (localhost/debian-py-slim:bookworm, made with mmdebstrap from Debian packages) and the
+# image's layers are reused when present, so a re-run only rebuilds what changed:
 #   --rebuild-base  make the base image again
 #   --rebuild       build the image without the layer cache
 #   --no-build      run the image as it is (JITSYNTH_IMAGE, default localhost/jitsynth:dev)
@@ -23,7 +23,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PYTHON=${PYTHON:-python3}
 IMAGE=${JITSYNTH_IMAGE:-localhost/jitsynth:dev}
-BASE_IMAGE=${JITSYNTH_BASE_IMAGE:-localhost/debian-py:bookworm}
+BASE_IMAGE=${JITSYNTH_BASE_IMAGE:-localhost/debian-py-slim:bookworm}
 COUNT=150
 # Sizing: shards of 10 records and submissions paced at 10 kernels/s give each producer
 # 15 shards over at least 15 s, however fast the machine, so a fault injected right after
@@ -87,9 +87,16 @@ if [ "$BUILD" = 1 ]; then
     command -v mmdebstrap > /dev/null || fail "mmdebstrap not found (apt-get install mmdebstrap)"
     sources=/etc/apt/sources.list.d/debian.sources
     [ -e "$sources" ] || sources=/etc/apt/sources.list
-    mmdebstrap --variant=minbase --include=python3,python3-venv,python3-pip,python-is-python3,ca-certificates \
+    # Slimmer than the recipe's base, as python:3.11-slim is: python3-venv brings the pip wheel
+    # the build's venv needs (no system pip); /usr merged by mmdebstrap's hook instead of the
+    # usrmerge package (which pulls in perl); no manuals, locales or docs except copyrights.
+    mmdebstrap --variant=minbase --include=python3,python3-venv,python-is-python3,ca-certificates \
+      --hook-dir=/usr/share/mmdebstrap/hooks/merged-usr \
+      --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/locale/*' \
+      --dpkgopt='path-exclude=/usr/share/info/*' --dpkgopt='path-exclude=/usr/share/doc/*' \
+      --dpkgopt='path-include=/usr/share/doc/*/copyright' \
       bookworm "$WORK/rootfs.tar" "$sources" > "$WORK/mmdebstrap.log" 2>&1 || fail "mmdebstrap: see $WORK/mmdebstrap.log"
-    podman import --change 'CMD ["/bin/bash"]' \
+    podman import --quiet --change 'CMD ["/bin/bash"]' \
       --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
       --change 'ENV LANG=C.UTF-8' "$WORK/rootfs.tar" "$BASE_IMAGE" > /dev/null
     rm -f "$WORK/rootfs.tar"
