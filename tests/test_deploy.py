@@ -459,7 +459,7 @@ SMOKE = ROOT / "infra" / "smoke.sh"
 
 
 def test_smoke_script_rejects_bad_options_in_one_line() -> None:
-    for args in (["--count", "x"], ["--count", "5"], ["--frobnicate"]):
+    for args in (["--count"], ["--count", "x"], ["--count", "5"], ["--frobnicate"]):
         proc = subprocess.run(["bash", str(SMOKE), *args], capture_output=True, text=True, timeout=60)
         assert proc.returncode == 2 and proc.stderr.startswith("smoke: ") and proc.stderr.count("\n") == 1, proc
 
