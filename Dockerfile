@@ -2,18 +2,25 @@
 # jitsynth producer image: docker build -t jitsynth:0.1.0 .
 #
 # Two stages: `build` installs the pinned dependencies (infra/requirements.lock) and
-# jitsynth into a virtual environment; `runtime` copies only that environment onto a
-# fresh slim Python, runs as an unprivileged user and starts `jitsynth` directly (exec
-# form), so SIGTERM from `docker stop` / Kubernetes reaches the producer, which commits
-# its open shard within the grace period (25 s by default) and exits 0.
+# jitsynth into a virtual environment and trims it; `runtime` copies only that environment
+# onto a fresh Python (no compiler, pip, caches or sources), runs as an unprivileged user
+# and starts `jitsynth` directly (exec form), so SIGTERM from `docker stop` / Kubernetes
+# reaches the producer, which commits its open shard within the grace period (25 s by
+# default) and exits 0.
 # No credentials are baked in: pass AWS_* at run time (compose env, Kubernetes Secret).
 # Pin the base by digest for reproducible builds: --build-arg PYTHON_IMAGE=python:3.11-slim-bookworm@sha256:...
+# Both stages use the same base on purpose: the environment's interpreter is a link to the
+# base's python at the same path. infra/smoke.sh builds and runs this file with podman.
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS build
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
+# binutils for `strip` below; this stage is thrown away.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends binutils \
+    && rm -rf /var/lib/apt/lists/*
 RUN python -m venv /opt/jitsynth
 WORKDIR /src
 # Dependencies first: this layer is reused until the lock file changes.
@@ -26,6 +33,23 @@ COPY sinks ./sinks
 RUN /opt/jitsynth/bin/pip install --no-deps . \
     && /opt/jitsynth/bin/pip check \
     && /opt/jitsynth/bin/jitsynth --help > /dev/null
+# Trim what the producer never loads (measured: README "Container image"):
+# - pip and setuptools: nothing installs at run time;
+# - the test suites of numpy and matplotlib (warp.tests and warp.examples stay: `jitsynth
+#   ingest warp.examples warp.tests` reads their kernels);
+# - debug info in extension modules (zstandard, fontTools, kiwisolver, PIL ship it: ~35 MB).
+#   The auditwheel-patched libraries in *.libs/ are left alone (strip can break patched
+#   ELF files) and so is warp/bin (Warp's clang/LLVM and NVRTC, needed for cpu-compile and ptx);
+# - botocore's models of AWS services other than S3 and the credential chain's STS / SSO.
+# Byte code stays compiled: with a read-only root filesystem nothing could cache it later.
+RUN /opt/jitsynth/bin/pip uninstall -y -q pip setuptools \
+    && cd /opt/jitsynth/lib/python3*/site-packages \
+    && rm -rf numpy/*/tests numpy/tests matplotlib/tests \
+    && find . -name '*.so' -not -path './*.libs/*' -not -path './warp/*' -exec strip --strip-debug {} + \
+    && find botocore/data -mindepth 1 -maxdepth 1 -type d \
+         -not -name s3 -not -name sts -not -name sso -not -name sso-oidc -exec rm -rf {} + \
+    && /opt/jitsynth/bin/python -c "import numpy, matplotlib.figure, zstandard, kiwisolver, PIL.Image, warp, synth.families, boto3; boto3.client('s3', region_name='us-east-1'); boto3.client('sts', region_name='us-east-1')" \
+    && /opt/jitsynth/bin/jitsynth sample --seed 1 > /dev/null
 
 FROM ${PYTHON_IMAGE} AS runtime
 LABEL org.opencontainers.image.title="jitsynth" \

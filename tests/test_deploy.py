@@ -8,10 +8,13 @@ present)."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
+import sys
 import tomllib
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +23,7 @@ import yaml
 from packaging.requirements import Requirement
 
 from stream.config import SEED_STRIDE, Settings, load_settings
-from tests.conftest import ROOT
+from tests.conftest import ROOT, cli_env
 
 K8S = ROOT / "infra" / "k8s"
 GRACE_DEFAULT = Settings.model_fields["grace_period"].default
@@ -143,6 +146,29 @@ def test_dockerignore_keeps_what_the_dockerfile_copies_and_nothing_else() -> Non
             for source in rest.split()[:-1]:
                 assert source in included, f"COPY {source} is excluded by .dockerignore"
                 assert (ROOT / source).exists(), source
+
+
+def test_the_image_wheel_ships_every_module_and_data_file(tmp_path: Path) -> None:
+    """The image installs jitsynth from the wheel pyproject.toml builds, while tests here import
+    the source tree, so a module the build leaves out is missing only in the image (a fixed
+    list of top-level packages once left out synth.families: those kernels failed in every
+    container). Built from a copy of exactly what the Dockerfile copies."""
+    context = tmp_path / "context"
+    context.mkdir()
+    for word, rest in dockerfile():
+        if word == "COPY" and not rest.startswith("--from") and "requirements.lock" not in rest:
+            for source in rest.split()[:-1]:
+                copy = shutil.copytree if (ROOT / source).is_dir() else shutil.copy
+                copy(ROOT / source, context / source)
+    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path / "dist"),
+                           str(context)], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    [wheel] = (tmp_path / "dist").glob("jitsynth-*.whl")
+    shipped = set(zipfile.ZipFile(wheel).namelist())
+    sources = {p.relative_to(ROOT).as_posix() for room in ("synth", "stream", "sinks")
+               for p in (ROOT / room).rglob("*") if p.is_file() and "__pycache__" not in p.parts}
+    assert "synth/families/__init__.py" in sources
+    assert sources - shipped == set(), "not in the wheel (pyproject.toml [tool.setuptools])"
 
 
 # -- docker compose with MinIO -----------------------------------------------------------------------
@@ -278,41 +304,178 @@ def test_kustomize_build_renders_the_job_with_its_config_map() -> None:
 
 
 def test_job_follows_the_cross_field_rules_the_api_server_enforces() -> None:
-    """No API server runs here, so the Job's cross-field validation rules that apply to what
-    the manifest uses are encoded from the Kubernetes batch/v1 API reference (JobSpec) and
-    the Job docs ("Backoff limit per index", "Pod failure policy"); kubectl apply would
-    reject a manifest that breaks one. The previous manifest broke the first two."""
+    """No API server runs here (none is packaged for this machine: Debian has etcd but no
+    kube-apiserver, PyPI neither), so the cross-field validation rules that apply to what the
+    manifest uses are encoded from the Kubernetes batch/v1 and core/v1 API reference; kubectl
+    apply would reject a manifest that breaks one. Field shapes (names, types, enums, required
+    fields) are checked against the OpenAPI schemas in the next test. Sources:
+    [JobSpec] https://kubernetes.io/docs/reference/kubernetes-api/workload-resources/job-v1/
+    [PFP] https://kubernetes.io/docs/tasks/job/pod-failure-policy (and PodFailurePolicyRule,
+          PodFailurePolicyOnExitCodesRequirement in [JobSpec])
+    [Indexed] https://kubernetes.io/docs/tasks/job/indexed-parallel-processing-static
+    The previous manifest broke the first two (restartPolicy OnFailure)."""
     job = k8s_job()
     spec, pod = job["spec"], job["spec"]["template"]["spec"]
     container = job_container()
-    # JobSpec.backoffLimitPerIndex: "can only be specified when the Job's completionMode=Indexed,
-    # and the Pod's restart policy is Never".
+    # [JobSpec] backoffLimitPerIndex: "It can only be set when Job's completionMode=Indexed, and
+    # the Pod's restart policy is Never."
     if "backoffLimitPerIndex" in spec:
         assert spec["completionMode"] == "Indexed" and pod["restartPolicy"] == "Never"
         assert spec["backoffLimitPerIndex"] >= 0
-    # JobSpec.podFailurePolicy: "can only be used when the pod template's restartPolicy is Never".
+    # [JobSpec] podFailurePolicy: "This field cannot be used in combination with restartPolicy=OnFailure".
     policy = spec.get("podFailurePolicy")
     if policy is not None:
         assert pod["restartPolicy"] == "Never"
+        # [JobSpec] podReplacementPolicy: "When using podFailurePolicy, Failed is the the only allowed value."
+        assert spec.get("podReplacementPolicy", "Failed") == "Failed"
         names = {c["name"] for c in pod["containers"]}
+        assert 1 <= len(policy["rules"]) <= 20  # PodFailurePolicy.rules: "At most 20 elements are allowed."
         for rule in policy["rules"]:
-            # one of onExitCodes / onPodConditions; FailIndex needs backoffLimitPerIndex
+            # PodFailurePolicyRule: "One of onExitCodes and onPodConditions, but not both".
             assert ("onExitCodes" in rule) != ("onPodConditions" in rule), rule
             assert rule["action"] in ("FailJob", "FailIndex", "Ignore", "Count")
+            # KEP-3850 (https://www.kubernetes.dev/resources/keps/3850/) and the Job docs: FailIndex
+            # fails the index, so the API server accepts it only with backoffLimitPerIndex set.
             if rule["action"] == "FailIndex":
                 assert "backoffLimitPerIndex" in spec
             codes = rule.get("onExitCodes")
             if codes is not None:
+                # containerName "should match one the container or initContainer names"; operator In
+                # or NotIn; values: "must be ordered and must not contain duplicates. Value '0'
+                # cannot be used for the In operator. At least one element is required. At most
+                # 255 elements are allowed."
                 assert codes["operator"] in ("In", "NotIn") and codes.get("containerName", container["name"]) in names
-                assert codes["values"] and len(set(codes["values"])) == len(codes["values"]) and (
-                    codes["operator"] == "NotIn" or 0 not in codes["values"])  # "In" may not list 0
-    # A Job's pod template: restartPolicy OnFailure or Never, never Always (the default).
+                values = codes["values"]
+                assert 1 <= len(values) <= 255 and values == sorted(set(values))
+                assert codes["operator"] == "NotIn" or 0 not in values
+            for condition in rule.get("onPodConditions", []):
+                # PodFailurePolicyOnPodConditionsPattern: type required, status True/False/Unknown;
+                # at most 20 patterns per rule.
+                assert condition["type"] and condition.get("status", "True") in ("True", "False", "Unknown")
+            assert len(rule.get("onPodConditions", [])) <= 20
+    # A Job's pod template: restartPolicy OnFailure or Never, never Always (the Pod default).
     assert pod.get("restartPolicy") in ("OnFailure", "Never")
-    # maxFailedIndexes needs backoffLimitPerIndex and may not exceed completions.
+    # [JobSpec] maxFailedIndexes: "can only be set when backoffLimitPerIndex is set. It can be null
+    # or up to completions."
     if "maxFailedIndexes" in spec:
         assert "backoffLimitPerIndex" in spec and spec["maxFailedIndexes"] <= spec["completions"]
-    # Indexed Jobs: completions must be set (the index range), parallelism no more useful than that.
-    assert spec["completions"] >= 1 and 1 <= spec["parallelism"] <= spec["completions"]
-    # Pod security: runAsNonRoot needs a non-zero runAsUser (else the kubelet refuses to start a
-    # root image).
+    # [JobSpec] completionMode Indexed: ".spec.completions must be specified and .spec.parallelism
+    # must be less than or equal to 10^5". (parallelism <= completions is ours: more is idle.)
+    assert spec["completions"] >= 1 and 1 <= spec["parallelism"] <= min(spec["completions"], 10**5)
+    # core/v1 ResourceRequirements (ValidateResourceRequirements): a request above its limit is
+    # rejected ("must be less than or equal to cpu limit").
+    requests, limits = container["resources"]["requests"], container["resources"]["limits"]
+    for resource in requests.keys() & limits.keys():
+        assert quantity(requests[resource]) <= quantity(limits[resource]), resource
+    # core/v1 names: a container name is a DNS_LABEL; a port name an IANA_SVC_NAME (<= 15
+    # lowercase letters, digits and '-', at least one letter), unique within the pod.
+    assert re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", container["name"])
+    port_names = [p["name"] for p in container.get("ports", []) if "name" in p]
+    assert len(set(port_names)) == len(port_names)
+    for name in port_names:
+        assert len(name) <= 15 and re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", name) and re.search("[a-z]", name)
+    # SecurityContext.runAsNonRoot: "the Kubelet will validate the image at runtime to ensure that
+    # it does not run as UID 0 (root) and fail to start the container if it does". It can only
+    # verify a numeric user (kubernetes/kubernetes#56503: "container has runAsNonRoot and image has
+    # non-numeric user ..., cannot verify user is non-root"): the pod sets a non-zero runAsUser
+    # and the image's USER is numeric too, so the image also passes where runAsUser is dropped.
     assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] != 0
+    image_user = [r for w, r in final_stage() if w == "USER"][-1]
+    assert re.fullmatch(r"[1-9]\d*(:\d+)?", image_user), f"USER {image_user} must be a numeric uid[:gid]"
+
+
+def quantity(value: str | int) -> float:
+    """A Kubernetes resource quantity ("4", "500m", "3Gi", "1G") as a number."""
+    suffixes = {"m": 1e-3, "": 1, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12,
+                "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)(m|k|M|G|T|Ki|Mi|Gi|Ti)?", str(value))
+    assert match, f"unparsed quantity {value!r}"
+    return float(match[1]) * suffixes[match[2] or ""]
+
+
+def test_pod_template_meets_the_restricted_pod_security_standard() -> None:
+    """A namespace labelled pod-security.kubernetes.io/enforce=restricted admits only pods that
+    meet the Restricted profile: https://kubernetes.io/docs/concepts/security/pod-security-standards
+    (each control below is one row of its Baseline / Restricted tables)."""
+    pod = k8s_job()["spec"]["template"]["spec"]
+    assert not any(pod.get(k) for k in ("hostNetwork", "hostPID", "hostIPC"))  # host namespaces
+    allowed_volumes = {"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim",
+                       "projected", "secret"}
+    for volume in pod.get("volumes", []):
+        assert set(volume) - {"name"} <= allowed_volumes, volume  # volume types
+    pod_context = pod.get("securityContext", {})
+    for container in pod["containers"] + pod.get("initContainers", []):
+        context = container.get("securityContext", {})
+        assert not context.get("privileged")  # privileged containers
+        assert not any(p.get("hostPort") for p in container.get("ports", []))  # host ports
+        assert context.get("allowPrivilegeEscalation") is False  # privilege escalation
+        # running as non-root (and not as uid 0)
+        assert context.get("runAsNonRoot", pod_context.get("runAsNonRoot")) is True
+        assert context.get("runAsUser", pod_context.get("runAsUser")) != 0
+        # seccomp: RuntimeDefault or Localhost, on the pod or every container
+        seccomp = context.get("seccompProfile", pod_context.get("seccompProfile", {}))
+        assert seccomp.get("type") in ("RuntimeDefault", "Localhost")
+        # capabilities: drop ALL, add at most NET_BIND_SERVICE
+        capabilities = context.get("capabilities", {})
+        assert "ALL" in capabilities.get("drop", []) and set(capabilities.get("add", [])) <= {"NET_BIND_SERVICE"}
+
+
+# Backoff limit per index is beta (on by default) from Kubernetes 1.29, the oldest release this
+# Job can run on; the newest is the latest schema kubernetes-validate ships.
+K8S_VERSIONS = ["1.29", "latest"]
+
+
+def k8s_resources() -> list[dict[str, Any]]:
+    """What `kubectl apply -k` sends (rendered by kubectl when present) plus the example Secret."""
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        resources = load_yaml(K8S / "job.yaml")
+    else:
+        rendered = subprocess.run([kubectl, "kustomize", str(K8S)], capture_output=True, text=True, timeout=60,
+                                  check=True)
+        resources = [d for d in yaml.safe_load_all(rendered.stdout) if d]
+    return resources + load_yaml(K8S / "secret.example.yaml")
+
+
+@pytest.mark.parametrize("version", K8S_VERSIONS)
+def test_manifests_match_the_kubernetes_openapi_schemas(version: str) -> None:
+    """Field names, types, enums and required fields against the Kubernetes OpenAPI schemas
+    (kubernetes-validate, strict: an unknown or misspelt field fails). The schemas of
+    Kubernetes < 1.35 require onPodConditions[].status, which the API server defaults."""
+    kubernetes_validate = pytest.importorskip("kubernetes_validate")
+    version = kubernetes_validate.latest_version() if version == "latest" else version
+    for resource in k8s_resources():
+        kubernetes_validate.validate(resource, version, strict=True)
+    # The check can fail: a misspelt field in a copy of the Job is rejected.
+    job = k8s_job()
+    job["spec"]["backoffLimitPerIndx"] = job["spec"].pop("backoffLimitPerIndex")
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(job, version, strict=True)
+
+
+# -- container smoke run (infra/smoke.sh) ------------------------------------------------------------
+
+SMOKE = ROOT / "infra" / "smoke.sh"
+
+
+def test_smoke_script_rejects_bad_options_in_one_line() -> None:
+    for args in (["--count"], ["--count", "x"], ["--count", "5"], ["--frobnicate"]):
+        proc = subprocess.run(["bash", str(SMOKE), *args], capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 2 and proc.stderr.startswith("smoke: ") and proc.stderr.count("\n") == 1, proc
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("podman") is None or os.environ.get("JITSYNTH_CONTAINER_SMOKE") != "1",
+                    reason="builds the image and runs containers: needs podman and JITSYNTH_CONTAINER_SMOKE=1")
+def test_container_smoke_two_producers_killed_and_stopped_mid_run() -> None:
+    """infra/smoke.sh end to end: image build (layers reused), SeaweedFS, two producer
+    containers, SIGKILL and SIGTERM mid-shard, restarts, dedup / verify / read in the image.
+    The script checks every step and exits non-zero on the first failure."""
+    proc = subprocess.run(["bash", str(SMOKE)], capture_output=True, text=True, timeout=3600,
+                          env=cli_env({"PYTHON": sys.executable}))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    for phase in ("build", "server", "produce", "dedup", "verify", "read"):
+        assert re.search(rf"^smoke: phase {phase}: [\d.]+ s$", proc.stdout, re.M), phase
+    assert "exited 3; starting it again" in proc.stdout and "(exit 137)" in proc.stdout
+    [(records, unique)] = re.findall(r"^smoke: read (\d+) records, (\d+) unique ids", proc.stdout, re.M)
+    assert records == unique and int(records) > 0
