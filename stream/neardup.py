@@ -1,0 +1,314 @@
+"""``jitsynth dedup --near``: the near-duplicate pass (MinHash LSH over token shingles).
+
+Exact dedup (``stream.dedup`` online, ``stream.crossdedup`` across producers) drops
+kernels with the same canonical AST. Kernels that differ in a constant or one extra
+statement survive it, yet they teach a model the same lowering and, split apart, leak
+validation kernels into train. This pass finds them:
+
+1. ``shingles(source)``: the Python source is tokenised with ``tokenize``, normalised
+   (see ``tokens``) and cut into overlapping shingles of ``k`` tokens (a set).
+2. Each record's shingle set becomes a MinHash signature (``datasketch``, ``num_perm``
+   32-bit values, a fixed seed, so the pass is deterministic). Records are streamed;
+   only the signatures (4 * num_perm bytes each) and the record keys stay in memory.
+3. LSH banding finds candidate pairs: ``datasketch`` picks the bands x rows that fit
+   the threshold; the bands are bucketed with numpy sorts instead of ``MinHashLSH``'s
+   Python dicts (one dict entry per record and band costs several times the signature).
+   A candidate pair is kept when its estimated Jaccard similarity (the share of equal
+   signature values) reaches the threshold.
+4. Clusters are the connected components of the kept pairs (``scipy``), so the
+   "same split" relation is transitive; the representative of a cluster is its member
+   met first in commit-key order, the copy a reader keeps (as for exact duplicates).
+
+The result goes to ``dedup/near-duplicates.json`` (format in ``sinks.nearfile``).
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import io
+import keyword
+import tokenize
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+import numpy as np
+import structlog
+
+from sinks.checkpoints import list_commits
+from sinks.dedupfile import load_exclusions
+from sinks.nearfile import NEAR_FORMAT_VERSION, NEAR_KEY
+from sinks.reader import committed_lines
+from sinks.shardio import DEFAULT_CONCURRENCY
+from stream.commitlog import now_iso
+from stream.crossdedup import ORDER
+from synth.canonical import defined_names
+
+log = structlog.get_logger("jitsynth.neardup")
+
+TOKENS_VERSION = "pytokenize-norm-v1"
+DEFAULT_THRESHOLD = 0.85
+DEFAULT_SHINGLE = 5
+DEFAULT_NUM_PERM = 128
+_SEED = 1
+_BATCH = 512  # records hashed per signature batch
+_LSH_WEIGHTS = (0.02, 0.98)  # (false positive, false negative) weights for choosing bands x rows
+_SKIP = {tokenize.COMMENT, tokenize.NL, tokenize.ENCODING, tokenize.ENDMARKER}
+_KEEP_NAMES = frozenset(dir(builtins))
+_BLOCK = {tokenize.INDENT: "<in>", tokenize.DEDENT: "<de>", tokenize.NEWLINE: "<nl>"}
+
+
+def _module_names(source: str) -> frozenset[str]:
+    """Names the module defines (kernel, helpers, structs and fields, params, locals)."""
+    try:
+        return frozenset(defined_names(ast.parse(source)))
+    except (SyntaxError, ValueError):
+        return frozenset()
+
+
+def _literal(tok: tokenize.TokenInfo) -> str:
+    if tok.type == tokenize.NUMBER:
+        text = tok.string.lower()
+        return "<float>" if any(c in text for c in ".ej") and not text.startswith("0x") else "<int>"
+    return "<str>"
+
+
+def tokens(source: str) -> list[str]:
+    """The normalised token stream of a module's source.
+
+    Why this normalisation: the pass is about what a kernel computes and how Warp lowers
+    it, not about spelling. So, as for the exact key, names the module *defines* (locals,
+    parameters, helpers, structs, the kernel) become one placeholder ``<id>``, and names
+    it only *uses* (``wp``, ``wp.sin``, ``float``, ``range``) are kept: they carry the
+    operations. A placeholder rather than numbered names, because numbering shifts every
+    later name when one variable is added. Literals become their kind (``<int>``,
+    ``<float>``, ``<str>``): two kernels that differ in a constant lower to the same code
+    but for that constant, so they are near-twins. Comments, blank lines and import
+    statements are dropped (imports are the same boilerplate in every module and would
+    make small kernels look alike); indentation and statement ends are kept as tokens,
+    because block structure is part of the computation.
+    """
+    defined = _module_names(source)
+    out: list[str] = []
+    line: list[str] = []  # the logical line being read: dropped whole if it is a top-level import
+    depth = 0
+    try:
+        for tok in tokenize.generate_tokens(io.StringIO(source).readline):
+            if tok.type in _SKIP:
+                continue
+            depth += {tokenize.INDENT: 1, tokenize.DEDENT: -1}.get(tok.type, 0)
+            if tok.type == tokenize.NAME:
+                word = tok.string
+                # ``wp.tid`` is Warp's even when the module also has a local ``tid``
+                outside = line[-1:] == ["."] and line[-2:-1] != ["<id>"]
+                mine = word in defined and not keyword.iskeyword(word) and word not in _KEEP_NAMES
+                line.append("<id>" if mine and not outside else word)
+            elif tok.type in (tokenize.NUMBER, tokenize.STRING) or tok.type == getattr(tokenize, "FSTRING_MIDDLE", -1):
+                line.append(_literal(tok))
+            elif tok.type in _BLOCK:
+                if tok.type == tokenize.NEWLINE:
+                    if depth == 0 and line[:1] in (["import"], ["from"]):
+                        line = []
+                        continue
+                    out += line
+                    line = []
+                out.append(_BLOCK[tok.type])
+            else:
+                line.append(tok.string)
+    except (tokenize.TokenError, IndentationError, SyntaxError):
+        pass  # keep what was read: a truncated source still has shingles
+    return out + line
+
+
+def shingles(source: str, k: int = DEFAULT_SHINGLE) -> set[bytes]:
+    """The set of k-token shingles of ``source`` (a short source is one shingle)."""
+    toks = tokens(source)
+    if len(toks) <= k:
+        return {"\x1f".join(toks).encode()}
+    return {"\x1f".join(toks[i:i + k]).encode() for i in range(len(toks) - k + 1)}
+
+
+@dataclass(frozen=True)
+class NearParams:
+    threshold: float = DEFAULT_THRESHOLD
+    shingle: int = DEFAULT_SHINGLE
+    num_perm: int = DEFAULT_NUM_PERM
+
+    def bands(self) -> tuple[int, int]:
+        """(bands, rows) from datasketch's optimiser, weighted 0.02 : 0.98 against false
+        negatives: for leakage a missed twin is worse than a candidate the Jaccard check
+        rejects. At 0.85 with 128 values: 14 x 9, a pair at the threshold is a candidate
+        with probability 0.975 (0.46 with the default weights)."""
+        from datasketch import MinHashLSH
+
+        lsh = MinHashLSH(threshold=self.threshold, num_perm=self.num_perm, weights=_LSH_WEIGHTS)
+        return lsh.b, lsh.r
+
+    def document(self) -> dict[str, Any]:
+        b, r = self.bands()
+        return {"threshold": self.threshold, "shingle_tokens": self.shingle, "num_perm": self.num_perm,
+                "bands": b, "rows": r, "seed": _SEED, "scheme": "affine32", "tokens": TOKENS_VERSION}
+
+
+class Signatures:
+    """MinHash signatures of shingle sets, computed in batches with one permutation setup."""
+
+    def __init__(self, num_perm: int) -> None:
+        from datasketch import MinHash
+
+        self._proto = MinHash(num_perm=num_perm, seed=_SEED, scheme="affine32")
+        self._chunks: list[np.ndarray] = []
+        self._pending: list[set[bytes]] = []
+
+    def add(self, shingle_set: set[bytes]) -> None:
+        self._pending.append(shingle_set)
+        if len(self._pending) >= _BATCH:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._pending:
+            rows = []
+            for item in self._pending:
+                m = self._proto.copy()
+                m.update_batch(item)
+                rows.append(m.hashvalues)
+            self._chunks.append(np.asarray(rows, dtype=np.uint32))
+            self._pending = []
+
+    def matrix(self) -> np.ndarray:
+        self._flush()
+        if not self._chunks:
+            return np.zeros((0, self._proto.hashvalues.size), dtype=np.uint32)
+        self._chunks = [np.concatenate(self._chunks)]
+        return self._chunks[0]
+
+
+def _rows_as_keys(block: np.ndarray) -> np.ndarray:
+    """Each row of a 2-D array as one opaque value, so equal rows compare equal in a 1-D sort."""
+    block = np.ascontiguousarray(block)
+    return block.view(np.dtype((np.void, block.dtype.itemsize * block.shape[1]))).ravel()
+
+
+def _groups(keys: np.ndarray) -> Iterable[np.ndarray]:
+    """Indices of each group of equal keys with two or more members, each in ascending order."""
+    order = np.argsort(keys, kind="stable")
+    ordered = keys[order]
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+    sizes = np.diff(np.r_[starts, len(order)])
+    for start, size in zip(starts[sizes > 1], sizes[sizes > 1], strict=True):
+        yield order[start:start + size]
+
+
+def near_pairs(sigs: np.ndarray, params: NearParams) -> tuple[np.ndarray, np.ndarray]:
+    """(a, b) index arrays of record pairs whose estimated Jaccard similarity reaches the threshold."""
+    a_out: list[np.ndarray] = []
+    b_out: list[np.ndarray] = []
+    # Identical signatures first: one group each, so LSH buckets below hold distinct rows only.
+    unique_keys = _rows_as_keys(sigs)
+    for group in _groups(unique_keys):
+        a_out.append(np.full(len(group) - 1, group[0]))
+        b_out.append(group[1:])
+    distinct = np.sort(np.unique(unique_keys, return_index=True)[1])  # one row per distinct signature
+    dsigs = sigs[distinct]
+    bands, rows = params.bands()
+    need = int(np.ceil(params.threshold * sigs.shape[1]))  # equal values for estimated J >= threshold
+    for band in range(bands):
+        for group in _groups(_rows_as_keys(dsigs[:, band * rows:(band + 1) * rows])):
+            for i in range(1, len(group)):
+                agree = (dsigs[group[:i]] == dsigs[group[i]]).sum(axis=1)
+                hits = group[:i][agree >= need]
+                a_out.append(distinct[hits])
+                b_out.append(np.full(len(hits), distinct[group[i]]))
+    if not a_out:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    return np.concatenate(a_out).astype(np.int64), np.concatenate(b_out).astype(np.int64)
+
+
+def cluster_labels(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Connected-component label of each of ``n`` records given the near pairs (a, b)."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    graph = coo_matrix((np.ones(len(a), dtype=np.int8), (a, b)), shape=(n, n))
+    return connected_components(graph, directed=False)[1]
+
+
+@dataclass
+class NearResult:
+    params: NearParams
+    records: int = 0
+    commits: int = 0
+    clusters: list[dict[str, Any]] = field(default_factory=list)
+    covered: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def near_duplicates(self) -> int:
+        return sum(len(c["members"]) for c in self.clusters)
+
+    @property
+    def share(self) -> float:
+        return self.near_duplicates / self.records if self.records else 0.0
+
+    def document(self) -> dict[str, Any]:
+        """The JSON document stored at ``dedup/near-duplicates.json``."""
+        return {"version": NEAR_FORMAT_VERSION, "kind": "near", "order": ORDER, "created_at": now_iso(),
+                "params": self.params.document(), "commits": self.commits, "records": self.records,
+                "n_clusters": len(self.clusters), "n_near_duplicates": self.near_duplicates,
+                "near_duplicate_share": round(self.share, 6), "covered": self.covered, "clusters": self.clusters}
+
+
+def clusters_of(keys: list[tuple[str, str]], labels: np.ndarray) -> list[dict[str, Any]]:
+    """Clusters of two or more records; ``keys[i]`` is record i's (shard, id), in reading order."""
+    members: dict[int, list[int]] = {}
+    for index in np.flatnonzero(np.bincount(labels)[labels] > 1):
+        members.setdefault(int(labels[index]), []).append(int(index))
+    out = []
+    for indices in sorted(members.values()):  # by representative: the first member read
+        (shard, rid), rest = keys[indices[0]], indices[1:]
+        out.append({"representative": {"id": rid, "shard": shard},
+                    "members": [{"id": keys[i][1], "shard": keys[i][0]} for i in rest]})
+    return out
+
+
+class _Source(msgspec.Struct):
+    id: str
+    python_source: str = ""
+
+
+_decode = msgspec.json.Decoder(_Source).decode
+
+
+async def scan(sink, params: NearParams, limit: int = DEFAULT_CONCURRENCY) -> NearResult:  # noqa: ANN001
+    """Stream every committed record (less listed exact duplicates) and cluster the near-duplicates."""
+    result = NearResult(params)
+    excluded = await load_exclusions(sink)
+    commits = await list_commits(sink, limit)
+    for _key, commit in commits:
+        result.commits += 1
+        result.covered[str(commit["producer"])] = {"seq": int(commit["seq"]), "sha256": commit["sha256"]}
+    signatures = Signatures(params.num_perm)
+    keys: list[tuple[str, str]] = []
+    async for _key, commit, line in committed_lines(sink, commits, limit):
+        rec = _decode(line)
+        skip = excluded.get(commit["shard"])
+        if skip and rec.id in skip:
+            continue
+        keys.append((commit["shard"], rec.id))
+        signatures.add(shingles(rec.python_source, params.shingle))
+    result.records = len(keys)
+    sigs = signatures.matrix()
+    a, b = near_pairs(sigs, params)
+    result.clusters = clusters_of(keys, cluster_labels(len(keys), a, b)) if len(keys) else []
+    return result
+
+
+async def run_near(sink, params: NearParams, write: bool = True) -> NearResult:  # noqa: ANN001 - any Sink
+    """The pass: scan, cluster and (unless ``write`` is false) store the near-duplicate file."""
+    result = await scan(sink, params)
+    if write:
+        await sink.put(NEAR_KEY, msgspec.json.format(msgspec.json.encode(result.document()), indent=1) + b"\n")
+    log.info("near-duplicate pass", records=result.records, clusters=len(result.clusters),
+             near_duplicates=result.near_duplicates, share=round(result.share, 4), written=write)
+    return result
