@@ -95,24 +95,38 @@ def export(url: str, to: Annotated[Path, Opt(help="Directory to write the sample
            backend: Annotated[str, Opt(help="cpu, cuda or both")] = "both",
            where: Annotated[str | None, Opt(help="Only records matching this expression (see `read --where`)")] = None,
            limit: Annotated[int | None, Opt(help="Stop after N records")] = None,
-           endpoint_url: EndpointOpt = None) -> None:
-    """Write the older one-file-per-sample layout (python_source, cpp_ir_full, cpp_ir_forward...)."""
+           endpoint_url: EndpointOpt = None,
+           fmt: Annotated[str, Opt("--format", help="json (the --layout) or parquet (one file per split and "
+                                                     "a dataset card, for the Hugging Face Hub)")] = "json",
+           split: Annotated[str | None, Opt(help="Only this split: train, validation or test")] = None,
+           split_fractions: Annotated[str | None, Opt(help="Split fractions train/validation/test, default "
+                                                           "98/1/1")] = None) -> None:
+    """Write the older one-file-per-sample layout (python_source, cpp_ir_full, cpp_ir_forward...), or Parquet."""
     from sinks.base import SinkConfigError, SinkError
     from sinks.shardio import CorruptShard
+    from sinks.splits import SplitError, split_options
     from sinks.where import WhereError, compile_where
     from stream.export import BACKENDS, export_per_sample
 
+    if fmt not in ("json", "parquet"):
+        _fail(2, f"--format {fmt!r}: use json or parquet")
     if layout != "per-sample":
         _fail(2, f"--layout {layout!r}: the only layout is 'per-sample'")
     if backend not in (*BACKENDS, "both"):
         _fail(2, f"--backend {backend!r}: use cpu, cuda or both")
+    if fmt == "parquet" and backend != "both":
+        _fail(2, "--backend applies to --format json: Parquet rows hold both backends")
     try:
         keep = compile_where(where) if where else None
-    except WhereError as exc:
+        fractions = split_options(split, split_fractions)
+    except (WhereError, SplitError) as exc:
         _fail(2, str(exc))
     backends = BACKENDS if backend == "both" else (backend,)
     try:
-        result = export_per_sample(url, to, endpoint_url=endpoint_url, backends=backends, where=keep, limit=limit)
+        if fmt == "parquet":
+            return _export_parquet(url, to, endpoint_url, fractions, split, keep, limit)
+        result = export_per_sample(url, to, endpoint_url=endpoint_url, backends=backends, where=keep, limit=limit,
+                                   split=split, fractions=fractions)
     except SinkConfigError as exc:
         _fail(2, str(exc))
     except (SinkError, FileNotFoundError, CorruptShard) as exc:
@@ -121,6 +135,19 @@ def export(url: str, to: Annotated[Path, Opt(help="Directory to write the sample
         _fail(1, f"writing to {to}: {exc.strerror or exc}")
     files = ", ".join(f"{n:,} in {to / b}" for b, n in result.files.items())
     typer.echo(f"exported {result.records:,} records: {files}")
+
+
+def _export_parquet(url: str, to: Path, endpoint_url: str | None, fractions: dict[str, float], split: str | None,
+                    keep: Any, limit: int | None) -> None:
+    from stream.parquet import export_parquet, write_card
+
+    result = export_parquet(url, to, endpoint_url=endpoint_url, fractions=fractions,
+                            splits=(split,) if split else None, where=keep, limit=limit)
+    card_path = write_card(to, result, url)
+    for name, path in result.files.items():
+        typer.echo(f"{name}: {result.records[name]:,} records, {result.row_groups[name]} row groups, "
+                   f"{result.bytes[name]:,} bytes in {to / path}")
+    typer.echo(f"exported {result.total:,} records; card {card_path}")
 
 
 # -- config show ---------------------------------------------------------------------------------
