@@ -14,27 +14,18 @@ it without knowing how the pass is computed.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sinks.dedupfile import DedupFileError, load_exclusions
+from sinks.dedupfile import load_exclusions, parse_versioned
 
 NEAR_KEY = "dedup/near-duplicates.json"
 NEAR_FORMAT_VERSION = 1
 
 
 def parse(data: bytes) -> dict[str, Any]:
-    try:
-        doc = json.loads(data)
-    except ValueError as exc:
-        raise DedupFileError(f"{NEAR_KEY} is not valid JSON ({exc}); rerun `jitsynth dedup URL --near`") from None
-    if (not isinstance(doc, dict) or doc.get("version") != NEAR_FORMAT_VERSION
-            or not isinstance(doc.get("clusters"), list)):
-        raise DedupFileError(f"{NEAR_KEY} has an unknown format (want version {NEAR_FORMAT_VERSION}); "
-                             "rerun `jitsynth dedup URL --near` with this jitsynth")
-    return doc
+    return parse_versioned(data, NEAR_KEY, NEAR_FORMAT_VERSION, "clusters", "jitsynth dedup URL --near")
 
 
 async def load(sink) -> dict[str, Any] | None:  # noqa: ANN001 - any Sink

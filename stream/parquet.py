@@ -176,7 +176,8 @@ class ParquetExport:
 
 def export_parquet(url: str, to: Path, *, endpoint_url: str | None = None, fractions: Mapping[str, float],
                    splits: tuple[str, ...] | None = None, where: str | Callable[[dict[str, Any]], bool] | None = None,
-                   limit: int | None = None, rows: int = ROW_GROUP_ROWS, nbytes: int = ROW_GROUP_BYTES) -> ParquetExport:
+                   limit: int | None = None, rows: int = ROW_GROUP_ROWS,
+                   nbytes: int = ROW_GROUP_BYTES) -> ParquetExport:
     """Stream the dataset's records (dedup and near-dedup honoured) into one Parquet file per split."""
     splitter = splitter_for(url, endpoint_url, fractions)
     wanted = tuple(splits or splitter.fractions)
