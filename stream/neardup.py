@@ -179,16 +179,30 @@ class Signatures:
 
     def matrix(self) -> np.ndarray:
         self._flush()
-        if not self._chunks:
-            return np.zeros((0, self._proto.hashvalues.size), dtype=np.uint32)
-        self._chunks = [np.concatenate(self._chunks)]
-        return self._chunks[0]
+        # Copied chunk by chunk into one array, each chunk freed as it goes: the peak is the
+        # signatures plus one chunk, not twice the signatures as with np.concatenate.
+        out = np.empty((sum(len(c) for c in self._chunks), self._proto.hashvalues.size), dtype=np.uint32)
+        pos = 0
+        for chunk in self._chunks:
+            out[pos:pos + len(chunk)] = chunk
+            pos += len(chunk)
+        self._chunks = [out]
+        return out
 
 
 def _rows_as_keys(block: np.ndarray) -> np.ndarray:
     """Each row of a 2-D array as one opaque value, so equal rows compare equal in a 1-D sort."""
     block = np.ascontiguousarray(block)
     return block.view(np.dtype((np.void, block.dtype.itemsize * block.shape[1]))).ravel()
+
+
+def _row_hash(sigs: np.ndarray) -> np.ndarray:
+    """A 64-bit hash of each row (a random odd multiplier per column, summed modulo 2**64)."""
+    multipliers = np.random.default_rng(_SEED).integers(1, 2**63, size=sigs.shape[1], dtype=np.uint64) | np.uint64(1)
+    out = np.zeros(len(sigs), dtype=np.uint64)
+    for column, multiplier in enumerate(multipliers):
+        out += sigs[:, column].astype(np.uint64) * multiplier
+    return out
 
 
 def _groups(keys: np.ndarray) -> Iterable[np.ndarray]:
@@ -205,22 +219,27 @@ def near_pairs(sigs: np.ndarray, params: NearParams) -> tuple[np.ndarray, np.nda
     """(a, b) index arrays of record pairs whose estimated Jaccard similarity reaches the threshold."""
     a_out: list[np.ndarray] = []
     b_out: list[np.ndarray] = []
-    # Identical signatures first: one group each, so LSH buckets below hold distinct rows only.
-    unique_keys = _rows_as_keys(sigs)
-    for group in _groups(unique_keys):
-        a_out.append(np.full(len(group) - 1, group[0]))
-        b_out.append(group[1:])
-    distinct = np.sort(np.unique(unique_keys, return_index=True)[1])  # one row per distinct signature
-    dsigs = sigs[distinct]
+    # Identical signatures first (a large bucket of equal rows would cost its size squared
+    # below): grouped by a 64-bit hash of the row, each member checked equal to its group's
+    # first; the LSH buckets then hold one row per distinct signature. Hashes and indices
+    # only, never a sorted copy of the signatures.
+    distinct = np.ones(len(sigs), dtype=bool)
+    for group in _groups(_row_hash(sigs)):
+        same = group[1:][(sigs[group[1:]] == sigs[group[0]]).all(axis=1)]
+        a_out.append(np.full(len(same), group[0]))
+        b_out.append(same)
+        distinct[same] = False
+    rest = np.flatnonzero(distinct)
     bands, rows = params.bands()
     need = int(np.ceil(params.threshold * sigs.shape[1]))  # equal values for estimated J >= threshold
     for band in range(bands):
-        for group in _groups(_rows_as_keys(dsigs[:, band * rows:(band + 1) * rows])):
-            for i in range(1, len(group)):
-                agree = (dsigs[group[:i]] == dsigs[group[i]]).sum(axis=1)
-                hits = group[:i][agree >= need]
-                a_out.append(distinct[hits])
-                b_out.append(np.full(len(hits), distinct[group[i]]))
+        for group in _groups(_rows_as_keys(sigs[rest, band * rows:(band + 1) * rows])):
+            members = rest[group]
+            for i in range(1, len(members)):
+                agree = (sigs[members[:i]] == sigs[members[i]]).sum(axis=1)
+                hits = members[:i][agree >= need]
+                a_out.append(hits)
+                b_out.append(np.full(len(hits), members[i]))
     if not a_out:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
     return np.concatenate(a_out).astype(np.int64), np.concatenate(b_out).astype(np.int64)
