@@ -27,7 +27,6 @@ from __future__ import annotations
 import ast
 import builtins
 import io
-import keyword
 import tokenize
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -103,7 +102,9 @@ def tokens(source: str) -> list[str]:
                 word = tok.string
                 # ``wp.tid`` is Warp's even when the module also has a local ``tid``
                 outside = line[-1:] == ["."] and line[-2:-1] != ["<id>"]
-                mine = word in defined and not keyword.iskeyword(word) and word not in _KEEP_NAMES
+                # a builtin name stays even where the module also defines it (a struct field
+                # ``max``): bare ``max(a, b)``, ``float(x)`` are operations Warp lowers
+                mine = word in defined and word not in _KEEP_NAMES
                 line.append("<id>" if mine and not outside else word)
             elif tok.type in (tokenize.NUMBER, tokenize.STRING) or tok.type == getattr(tokenize, "FSTRING_MIDDLE", -1):
                 line.append(_literal(tok))
