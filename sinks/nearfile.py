@@ -75,3 +75,13 @@ def merged(*maps: Mapping[str, frozenset[str]]) -> dict[str, frozenset[str]]:
 async def load_all_exclusions(sink) -> dict[str, frozenset[str]]:  # noqa: ANN001 - any Sink
     """{shard: ids readers skip}: exact cross-producer duplicates and near-duplicate members."""
     return merged(await load_exclusions(sink), (await load_clusters(sink)).skip)
+
+
+def uncovered(doc: dict[str, Any] | None, commits: list[tuple[str, dict[str, Any]]]) -> int:
+    """Records in commits newer than the near pass (not clustered, so their splits may leak
+    until `jitsynth dedup --near` runs again); 0 when the pass never ran."""
+    if not doc:
+        return 0
+    seen = doc.get("covered") or {}
+    return sum(int(c["count"]) for _key, c in commits
+               if str(c["producer"]) not in seen or int(c["seq"]) > int(seen[str(c["producer"])]["seq"]))

@@ -17,7 +17,8 @@ import msgspec
 
 from sinks.dedupfile import load_exclusions
 from sinks.checkpoints import list_commits
-from sinks.nearfile import load_clusters
+from sinks.nearfile import clusters, uncovered
+from sinks.nearfile import load as load_near
 from sinks.reader import committed_lines
 from sinks.shardio import DEFAULT_CONCURRENCY
 
@@ -78,6 +79,7 @@ class DatasetStats:
     failures: int = 0
     cross_duplicates: int = 0  # records skipped as listed by `jitsynth dedup` (not in ``records``)
     near_duplicates: int = 0  # near-duplicate cluster members skipped (`jitsynth dedup --near`; not in ``records``)
+    after_near_pass: int = 0  # records committed after the near pass ran (not clustered yet)
     failure_reasons: Counter = field(default_factory=Counter)
     failure_example: dict[str, int] = field(default_factory=dict)
     producers: dict[str, dict[str, int]] = field(default_factory=lambda: defaultdict(Counter))
@@ -160,6 +162,7 @@ class DatasetStats:
             "records": self.records,
             "cross_producer_duplicates": self.cross_duplicates,
             "near_duplicates": self.near_duplicates,
+            "after_near_pass": self.after_near_pass,
             # share of the exact-unique records that repeat a kept one nearly (0 when --near never ran)
             "near_duplicate_share": round(self.near_duplicates / (self.records + self.near_duplicates), 4)
             if self.records + self.near_duplicates else 0.0,
@@ -207,8 +210,10 @@ async def collect(sink, url: str = "", limit: int = DEFAULT_CONCURRENCY) -> Data
     """One pass over the committed dataset behind ``sink``."""
     stats = DatasetStats(url=url or getattr(sink, "url", ""))
     excluded = await load_exclusions(sink)  # cross-producer duplicates listed by `jitsynth dedup`
-    near = (await load_clusters(sink)).skip  # near-duplicate members listed by `jitsynth dedup --near`
+    near_doc = await load_near(sink)  # near-duplicate clusters written by `jitsynth dedup --near`
+    near = clusters(near_doc).skip
     commits = await list_commits(sink, limit)
+    stats.after_near_pass = uncovered(near_doc, commits)
     for _key, commit in commits:
         stats.add_commit(commit)
     async for _key, commit, line in committed_lines(sink, commits, limit):
@@ -257,6 +262,8 @@ def markdown(summary: dict[str, Any], top_builtins: int = 25) -> str:
         f"{_num(summary.get('cross_producer_duplicates', 0))} |",
         f"| near-duplicates (listed by `jitsynth dedup --near`, not counted) | {_num(summary.get('near_duplicates', 0))} "
         f"({summary.get('near_duplicate_share', 0):.2%}) |",
+        *([f"| records committed after the near pass (rerun `jitsynth dedup --near`) | "
+           f"{_num(summary['after_near_pass'])} |"] if summary.get("after_near_pass") else []),
         "", "**Producers**", "", "| producer | commits | records | stored | seeds | duplicates | failures |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]

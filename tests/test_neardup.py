@@ -274,3 +274,18 @@ def test_near_pass_on_s3(s3: S3Env, tmp_path: Path, monkeypatch: pytest.MonkeyPa
                                                               FRACTIONS, env=env, check=True).stdout.splitlines()}
                 for name in SPLIT_NAMES]
     assert set().union(*by_split) == kept and sum(map(len, by_split)) == len(kept)
+
+
+def test_stats_counts_records_committed_after_the_near_pass(dataset: tuple, near: tuple, tmp_path: Path) -> None:
+    import shutil
+
+    out, _ = dataset
+    copy = tmp_path / "ds"
+    shutil.copytree(out, copy)
+    jitsynth("run", "--out", str(copy), "--count", "5", "--workers", "1", "--producer", "late", "--seed-start",
+             "7000000", "--state-dir", str(tmp_path / "st"), check=True)
+    stats = json.loads(jitsynth("stats", str(copy), "--json", check=True).stdout)
+    assert stats["after_near_pass"] == 5
+    assert "records committed after the near pass" in jitsynth("stats", str(copy), check=True).stdout
+    jitsynth("dedup", str(copy), "--near", check=True)
+    assert json.loads(jitsynth("stats", str(copy), "--json", check=True).stdout)["after_near_pass"] == 0
