@@ -39,7 +39,7 @@ def dedup(url: str,
     from sinks.base import SinkConfigError, SinkError
     from sinks.shardio import CorruptShard
     from sinks.url import opened_sink
-    from stream.crossdedup import DEDUP_KEY, run_dedup
+    from stream.crossdedup import DEDUP_KEY, exclusions, run_dedup
     from stream.logs import configure
     from stream.neardup import DEFAULT_THRESHOLD, NearParams, run_near
 
@@ -52,7 +52,10 @@ def dedup(url: str,
     async def main() -> Any:
         async with opened_sink(url, endpoint_url) as sink:
             exact = await run_dedup(sink, write=not dry_run)
-            return exact, (await run_near(sink, params, write=not dry_run) if near else None)
+            if not near:
+                return exact, None
+            # the exact duplicates just found, not the stored file (unwritten under --dry-run)
+            return exact, await run_near(sink, params, write=not dry_run, excluded=exclusions(exact.document()))
 
     configure("auto", "warning")
     try:

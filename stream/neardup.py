@@ -28,7 +28,7 @@ import ast
 import builtins
 import io
 import tokenize
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -300,10 +300,13 @@ class _Source(msgspec.Struct):
 _decode = msgspec.json.Decoder(_Source).decode
 
 
-async def scan(sink, params: NearParams, limit: int = DEFAULT_CONCURRENCY) -> NearResult:  # noqa: ANN001
-    """Stream every committed record (less listed exact duplicates) and cluster the near-duplicates."""
+async def scan(sink, params: NearParams, excluded: Mapping[str, Collection[str]] | None = None,  # noqa: ANN001
+               limit: int = DEFAULT_CONCURRENCY) -> NearResult:
+    """Stream every committed record less the exact duplicates (``excluded``, by default the
+    stored dedup file's) and cluster the near-duplicates."""
     result = NearResult(params)
-    excluded = await load_exclusions(sink)
+    if excluded is None:
+        excluded = await load_exclusions(sink)
     commits = await list_commits(sink, limit)
     for _key, commit in commits:
         result.commits += 1
@@ -324,9 +327,10 @@ async def scan(sink, params: NearParams, limit: int = DEFAULT_CONCURRENCY) -> Ne
     return result
 
 
-async def run_near(sink, params: NearParams, write: bool = True) -> NearResult:  # noqa: ANN001 - any Sink
+async def run_near(sink, params: NearParams, write: bool = True,  # noqa: ANN001 - any Sink
+                   excluded: Mapping[str, Collection[str]] | None = None) -> NearResult:
     """The pass: scan, cluster and (unless ``write`` is false) store the near-duplicate file."""
-    result = await scan(sink, params)
+    result = await scan(sink, params, excluded)
     if write:
         await sink.put(NEAR_KEY, msgspec.json.format(msgspec.json.encode(result.document()), indent=1) + b"\n")
     log.info("near-duplicate pass", records=result.records, clusters=len(result.clusters),

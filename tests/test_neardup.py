@@ -54,10 +54,13 @@ def plant_twins(out: Path, records: list[dict], plant: Path, state: Path, env: d
             name = f"twin_{len(originals)}.py"
             (plant / name).write_text(twin)
             originals[name] = record["id"]
+    (plant / "copy_0.py").write_text(records[0]["python_source"])  # an exact cross-producer duplicate
     jitsynth("ingest", str(plant), "--out", url or str(out), "--producer", "planted", "--workers", "2",
              "--state-dir", str(state), env=env, check=True)
+    planted = [r for r in iter_records(url or str(out), dedup=False) if r["producer"] == "planted"]
+    assert [r["id"] for r in planted if r["metadata"]["source"]["path"].endswith("copy_0.py")] == [records[0]["id"]]
     twins = {r["id"]: originals[Path(r["metadata"]["source"]["path"]).name]
-             for r in iter_records(url or str(out), dedup=False) if r["producer"] == "planted"}
+             for r in planted if Path(r["metadata"]["source"]["path"]).name in originals}
     assert len(twins) >= most // 2, "too few planted twins survived codegen"
     assert not set(twins) & set(twins.values())  # exact dedup keeps them: different canonical keys
     return twins
@@ -105,7 +108,11 @@ def test_near_pass_clusters_twins_and_readers_skip_members(dataset: tuple, near:
     summary, doc = near
     everything = list(iter_records(str(out), dedup=False))
     order = {r["id"]: n for n, r in enumerate(everything)}
-    assert doc["version"] == 1 and doc["params"]["threshold"] == 0.85 and doc["records"] == len(everything)
+    # The exact pass ran first: the planted exact copy is a listed duplicate, not a near one.
+    assert summary["n_duplicates"] == 1 and summary["duplicates_by_producer"] == {"planted": 1}
+    assert doc["version"] == 1 and doc["params"]["threshold"] == 0.85 and doc["records"] == len(everything) - 1
+    assert everything[0]["producer"] == "0"
+    assert sum(m["id"] == everything[0]["id"] for c in doc["clusters"] for m in c["members"]) == 0
     members = {m["id"] for c in doc["clusters"] for m in c["members"]}
     assert summary["near"]["near_duplicates"] == len(members) == doc["n_near_duplicates"] >= len(twins)
     cluster = _cluster_of(doc)
@@ -123,11 +130,12 @@ def test_near_pass_clusters_twins_and_readers_skip_members(dataset: tuple, near:
             assert max(_jaccard(sets[a], sets[b]) for b in ids if b != a) >= 0.75
 
     kept = [json.loads(line)["id"] for line in jitsynth("read", str(out), check=True).stdout.splitlines()]
-    assert kept == [r["id"] for r in everything if r["id"] not in members]
+    copy = next(n for n, r in enumerate(everything) if r["producer"] == "planted" and r["id"] == everything[0]["id"])
+    assert kept == [r["id"] for n, r in enumerate(everything) if r["id"] not in members and n != copy]
     assert [r["id"] for r in iter_records(str(out))] == kept
     stats = json.loads(jitsynth("stats", str(out), "--json", check=True).stdout)
     assert stats["records"] == len(kept) and stats["near_duplicates"] == len(members)
-    assert stats["near_duplicate_share"] == round(len(members) / len(everything), 4)
+    assert stats["near_duplicate_share"] == round(len(members) / (len(everything) - 1), 4)  # of exact-unique
     assert "near-duplicates (listed by `jitsynth dedup --near`" in jitsynth("stats", str(out), check=True).stdout
 
 
@@ -138,7 +146,7 @@ def test_no_near_duplicate_pair_crosses_splits(dataset: tuple, near: tuple) -> N
     split = {}
     for name in SPLIT_NAMES:  # dedup=False: members too, each must sit in its cluster's split
         for r in iter_records(str(out), split=name, fractions=fractions, dedup=False):
-            assert r["id"] not in split, "a record in two splits"
+            assert split.get(r["id"], name) == name, "a record in two splits"  # (the exact copy: same split)
             split[r["id"]] = name
     everything = list(iter_records(str(out), dedup=False))
     assert set(split) == {r["id"] for r in everything}
@@ -153,12 +161,13 @@ def test_no_near_duplicate_pair_crosses_splits(dataset: tuple, near: tuple) -> N
     # Without the clusters, hashing each key alone would have cut some cluster apart.
     assert any(split_of(m["id"], fractions) != split_of(c["representative"]["id"], fractions)
                for c in doc["clusters"] for m in c["members"])
-    # The CLI gives the same splits (and skips the members).
+    # The CLI gives the same splits, skipping the members and the exact copy (a later repeat of an id).
+    members = {m["id"] for c in doc["clusters"] for m in c["members"]}
+    first = list(dict.fromkeys(r["id"] for r in everything))
     for name in SPLIT_NAMES:
         proc = jitsynth("read", str(out), "--split", name, "--split-fractions", FRACTIONS, check=True)
         ids = [json.loads(line)["id"] for line in proc.stdout.splitlines()]
-        members = {m["id"] for c in doc["clusters"] for m in c["members"]}
-        assert ids == [r["id"] for r in everything if split[r["id"]] == name and r["id"] not in members]
+        assert ids == [i for i in first if split[i] == name and i not in members]
 
 
 def test_split_sizes_follow_the_fractions_on_10000_keys() -> None:
