@@ -144,9 +144,10 @@ def _export_parquet(url: str, to: Path, endpoint_url: str | None, fractions: dic
     result = export_parquet(url, to, endpoint_url=endpoint_url, fractions=fractions,
                             splits=(split,) if split else None, where=keep, limit=limit)
     card_path = write_card(to, result, url)
-    for name, path in result.files.items():
-        typer.echo(f"{name}: {result.records[name]:,} records, {result.row_groups[name]} row groups, "
-                   f"{result.bytes[name]:,} bytes in {to / path}")
+    for name, n in result.records.items():
+        path = result.files.get(name)
+        typer.echo(f"{name}: {n:,} records, {result.row_groups[name]} row groups, {result.bytes[name]:,} bytes in "
+                   f"{to / path}" if path else f"{name}: no records, no file")
     typer.echo(f"exported {result.total:,} records; card {card_path}")
 
 

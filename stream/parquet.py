@@ -151,10 +151,17 @@ class SplitWriter:
             self.row_groups += 1
             self.buffer, self.buffered_bytes = [], 0
 
-    def close(self) -> None:
+    def close(self) -> bool:
+        """Put the file in place; a split with no rows gets no file (and loses an older one):
+        ``datasets`` refuses a configured split without data."""
         self.flush()
         self.writer.close()
+        if not self.count:
+            self.tmp.unlink(missing_ok=True)
+            self.path.unlink(missing_ok=True)
+            return False
         os.replace(self.tmp, self.path)
+        return True
 
     def abort(self) -> None:
         self.writer.close()
@@ -165,7 +172,7 @@ class SplitWriter:
 class ParquetExport:
     fractions: dict[str, float]
     records: dict[str, int] = field(default_factory=dict)
-    files: dict[str, str] = field(default_factory=dict)  # split -> path relative to the export directory
+    files: dict[str, str] = field(default_factory=dict)  # split -> path relative to DIR (none if empty)
     bytes: dict[str, int] = field(default_factory=dict)
     row_groups: dict[str, int] = field(default_factory=dict)
 
@@ -198,10 +205,11 @@ def export_parquet(url: str, to: Path, *, endpoint_url: str | None = None, fract
             writer.abort()
         raise
     for split, writer in writers.items():
-        writer.close()
+        placed = writer.close()
         result.records[split], result.row_groups[split] = writer.count, writer.row_groups
-        result.files[split] = split_file(split)
-        result.bytes[split] = writer.path.stat().st_size
+        if placed:
+            result.files[split] = split_file(split)
+            result.bytes[split] = writer.path.stat().st_size
     return result
 
 

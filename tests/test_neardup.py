@@ -298,3 +298,27 @@ def test_stats_counts_records_committed_after_the_near_pass(dataset: tuple, near
     assert "records committed after the near pass" in jitsynth("stats", str(copy), check=True).stdout
     jitsynth("dedup", str(copy), "--near", check=True)
     assert json.loads(jitsynth("stats", str(copy), "--json", check=True).stdout)["after_near_pass"] == 0
+
+
+def test_parquet_keeps_unknown_fields_and_skips_empty_splits(dataset: tuple, near: tuple, tmp_path: Path) -> None:
+    import pyarrow as pa
+
+    from stream.parquet import SCHEMA, record_of, row_of
+
+    out, _ = dataset
+    record = next(iter_records(str(out)))
+    newer = {**record, "added_later": {"x": [1, 2]}, "metadata": {**record["metadata"], "new_key": 3},
+             "validation": {**record["validation"], "errors": {"ptx": "boom"}}}
+    rows = pa.Table.from_pylist([row_of(record), row_of(newer)], schema=SCHEMA).to_pylist()
+    assert [record_of(row) for row in rows] == [record, newer]  # nothing dropped, nothing invented
+    assert rows[0]["extra"] is None and json.loads(rows[1]["extra"]) == {"added_later": {"x": [1, 2]},
+                                                                         "metadata.new_key": 3}
+    to = tmp_path / "two"
+    proc = jitsynth("export", str(out), "--format", "parquet", "--to", str(to), "--split-fractions", "50/50/0",
+                    check=True)
+    assert "test: no records, no file" in proc.stdout and not (to / "data" / "test-00000-of-00001.parquet").exists()
+    assert "split: test" not in (to / "README.md").read_text()
+    datasets = pytest.importorskip("datasets")
+    hub = datasets.load_dataset(str(to), cache_dir=str(tmp_path / "hf"))  # an empty configured split would fail
+    assert set(hub) == {"train", "validation"} and sum(d.num_rows for d in hub.values()) == len(list(
+        iter_records(str(out))))
