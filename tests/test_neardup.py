@@ -259,8 +259,17 @@ def test_damaged_near_file_is_a_one_line_error(dataset: tuple, near: tuple, tmp_
         proc = jitsynth(*args)
         assert proc.returncode == 1 and "near-duplicates.json has an unknown format" in proc.stderr
         assert len(proc.stderr.strip().splitlines()) == 1
+    verify = jitsynth("verify", str(copy))
+    assert verify.returncode == 1 and "near-duplicates.json has an unknown format" in verify.stdout
     rerun = jitsynth("dedup", str(copy), "--near", check=True)  # the pass rewrites it
     assert "near-duplicates" in rerun.stdout and jitsynth("read", str(copy), "--limit", "1").returncode == 0
+    assert jitsynth("verify", str(copy)).returncode == 0
+    # A member no commit holds (stale or tampered) is a fault: readers would hide a record by it.
+    doc = json.loads((copy / "dedup" / "near-duplicates.json").read_text())
+    doc["clusters"][0]["members"][0]["shard"] = "shards/0/00000099-gone.jsonl.zst"
+    (copy / "dedup" / "near-duplicates.json").write_text(json.dumps(doc))
+    verify = jitsynth("verify", str(copy))
+    assert verify.returncode == 1 and "which no commit holds: rerun `jitsynth dedup URL --near`" in verify.stdout
 
 
 def test_near_pass_on_s3(s3: S3Env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
