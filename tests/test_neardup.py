@@ -264,6 +264,8 @@ def test_damaged_near_file_is_a_one_line_error(dataset: tuple, near: tuple, tmp_
     rerun = jitsynth("dedup", str(copy), "--near", check=True)  # the pass rewrites it
     assert "near-duplicates" in rerun.stdout and jitsynth("read", str(copy), "--limit", "1").returncode == 0
     assert jitsynth("verify", str(copy)).returncode == 0
+    rewritten = json.loads((copy / "dedup" / "near-duplicates.json").read_text())
+    assert rewritten["clusters"] == near[1]["clusters"]  # deterministic: same clusters, same representatives
     # A member no commit holds (stale or tampered) is a fault: readers would hide a record by it.
     doc = json.loads((copy / "dedup" / "near-duplicates.json").read_text())
     doc["clusters"][0]["members"][0]["shard"] = "shards/0/00000099-gone.jsonl.zst"
