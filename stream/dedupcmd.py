@@ -27,7 +27,10 @@ def dedup(url: str,
           as_json: Annotated[bool, Opt("--json", help="Print the summary as one JSON object")] = False,
           near: Annotated[bool, Opt("--near", help="Also cluster near-duplicates (MinHash LSH over token shingles) "
                                                    "into dedup/near-duplicates.json")] = False,
-          threshold: Annotated[float | None, Opt(help="Jaccard similarity for --near (default 0.85)")] = None) -> None:
+          threshold: Annotated[float | None, Opt(help="Jaccard similarity for --near (default 0.85)")] = None,
+          workers: Annotated[int | None, Opt(help="Processes tokenising and hashing kernels for --near (default "
+                                                  "1: in this process)")] = None,
+          ) -> None:
     """Cross-producer duplicate pass: list repeats of an earlier producer's records in dedup/duplicates.json.
 
     Committed shards are not rewritten; read, verify, stats and export honour the list. With
@@ -43,8 +46,10 @@ def dedup(url: str,
     from stream.logs import configure
     from stream.neardup import DEFAULT_THRESHOLD, NearParams, run_near
 
-    if threshold is not None and not near:
-        _fail(2, "--threshold applies to --near only")
+    if (threshold is not None or workers is not None) and not near:
+        _fail(2, "--threshold and --workers apply to --near only")
+    if workers is not None and workers < 1:
+        _fail(2, f"--workers {workers}: use 1 or more")
     if threshold is not None and not 0 < threshold <= 1:
         _fail(2, f"--threshold {threshold}: use a Jaccard similarity in (0, 1], e.g. 0.85")
     params = NearParams(threshold=DEFAULT_THRESHOLD if threshold is None else threshold)
@@ -55,7 +60,8 @@ def dedup(url: str,
             if not near:
                 return exact, None
             # the exact duplicates just found, not the stored file (unwritten under --dry-run)
-            return exact, await run_near(sink, params, write=not dry_run, excluded=exclusions(exact.document()))
+            return exact, await run_near(sink, params, write=not dry_run, excluded=exclusions(exact.document()),
+                                         workers=workers or 1)
 
     configure("auto", "warning")
     try:

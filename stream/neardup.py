@@ -28,10 +28,12 @@ import ast
 import builtins
 import io
 import tokenize
+from collections import deque
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import anyio
 import msgspec
 import numpy as np
 import structlog
@@ -44,6 +46,9 @@ from sinks.shardio import DEFAULT_CONCURRENCY
 from stream.commitlog import now_iso
 from stream.crossdedup import ORDER
 from synth.canonical import defined_names
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
 
 log = structlog.get_logger("jitsynth.neardup")
 
@@ -153,42 +158,74 @@ class NearParams:
                 "bands": b, "rows": r, "seed": _SEED, "scheme": "affine32", "tokens": TOKENS_VERSION}
 
 
+def signature_rows(sources: list[str], shingle: int, num_perm: int) -> np.ndarray:
+    """MinHash signatures (one uint32 row each) of a batch of sources: a pure pool task."""
+    from datasketch import MinHash
+
+    proto = MinHash(num_perm=num_perm, seed=_SEED, scheme="affine32")
+    rows = np.empty((len(sources), num_perm), dtype=np.uint32)
+    for i, source in enumerate(sources):
+        m = proto.copy()
+        m.update_batch(shingles(source, shingle))
+        rows[i] = m.hashvalues
+    return rows
+
+
 class Signatures:
-    """MinHash signatures of shingle sets, computed in batches with one permutation setup."""
+    """The signatures of the records, in reading order. Tokenising dominates the pass (about
+    1 ms a record), so with ``workers`` > 1 batches go to a process pool, at most two per
+    worker in flight: the reader waits for the pool, and memory holds a few batches of
+    sources, not the dataset. Workers are spawned (the parent runs an event loop and threads)."""
 
-    def __init__(self, num_perm: int) -> None:
-        from datasketch import MinHash
+    def __init__(self, params: NearParams, workers: int = 1) -> None:
+        self.params, self.workers = params, workers
+        self._pool = None
+        if workers > 1:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
 
-        self._proto = MinHash(num_perm=num_perm, seed=_SEED, scheme="affine32")
+            self._pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+        self._batch: list[str] = []
+        self._pending: deque[Future[np.ndarray]] = deque()
         self._chunks: list[np.ndarray] = []
-        self._pending: list[set[bytes]] = []
 
-    def add(self, shingle_set: set[bytes]) -> None:
-        self._pending.append(shingle_set)
-        if len(self._pending) >= _BATCH:
-            self._flush()
+    async def add(self, source: str) -> None:
+        self._batch.append(source)
+        if len(self._batch) >= _BATCH:
+            await self._submit()
 
-    def _flush(self) -> None:
-        if self._pending:
-            rows = []
-            for item in self._pending:
-                m = self._proto.copy()
-                m.update_batch(item)
-                rows.append(m.hashvalues)
-            self._chunks.append(np.asarray(rows, dtype=np.uint32))
-            self._pending = []
+    async def _submit(self) -> None:
+        batch, self._batch = self._batch, []
+        if not batch:
+            return
+        args = (batch, self.params.shingle, self.params.num_perm)
+        if self._pool is None:
+            self._chunks.append(signature_rows(*args))
+            return
+        self._pending.append(self._pool.submit(signature_rows, *args))
+        while len(self._pending) > 2 * self.workers:
+            await self._collect()
 
-    def matrix(self) -> np.ndarray:
-        self._flush()
+    async def _collect(self) -> None:
+        self._chunks.append(await anyio.to_thread.run_sync(self._pending.popleft().result))
+
+    async def matrix(self) -> np.ndarray:
+        await self._submit()
+        while self._pending:
+            await self._collect()
         # Copied chunk by chunk into one array, each chunk freed as it goes: the peak is the
         # signatures plus one chunk, not twice the signatures as with np.concatenate.
-        out = np.empty((sum(len(c) for c in self._chunks), self._proto.hashvalues.size), dtype=np.uint32)
+        out = np.empty((sum(len(c) for c in self._chunks), self.params.num_perm), dtype=np.uint32)
         pos = 0
-        for chunk in self._chunks:
+        while self._chunks:
+            chunk = self._chunks.pop(0)
             out[pos:pos + len(chunk)] = chunk
             pos += len(chunk)
-        self._chunks = [out]
         return out
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
 
 
 def _rows_as_keys(block: np.ndarray) -> np.ndarray:
@@ -301,9 +338,9 @@ _decode = msgspec.json.Decoder(_Source).decode
 
 
 async def scan(sink, params: NearParams, excluded: Mapping[str, Collection[str]] | None = None,  # noqa: ANN001
-               limit: int = DEFAULT_CONCURRENCY) -> NearResult:
+               workers: int = 1, limit: int = DEFAULT_CONCURRENCY) -> NearResult:
     """Stream every committed record less the exact duplicates (``excluded``, by default the
-    stored dedup file's) and cluster the near-duplicates."""
+    stored dedup file's) and cluster the near-duplicates; ``workers`` processes hash them."""
     result = NearResult(params)
     if excluded is None:
         excluded = await load_exclusions(sink)
@@ -311,26 +348,29 @@ async def scan(sink, params: NearParams, excluded: Mapping[str, Collection[str]]
     for _key, commit in commits:
         result.commits += 1
         result.covered[str(commit["producer"])] = {"seq": int(commit["seq"]), "sha256": commit["sha256"]}
-    signatures = Signatures(params.num_perm)
+    signatures = Signatures(params, workers)
     keys: list[tuple[str, str]] = []
-    async for _key, commit, line in committed_lines(sink, commits, limit):
-        rec = _decode(line)
-        skip = excluded.get(commit["shard"])
-        if skip and rec.id in skip:
-            continue
-        keys.append((commit["shard"], rec.id))
-        signatures.add(shingles(rec.python_source, params.shingle))
+    try:
+        async for _key, commit, line in committed_lines(sink, commits, limit):
+            rec = _decode(line)
+            skip = excluded.get(commit["shard"])
+            if skip and rec.id in skip:
+                continue
+            keys.append((commit["shard"], rec.id))
+            await signatures.add(rec.python_source)
+        sigs = await signatures.matrix()
+    finally:
+        signatures.close()
     result.records = len(keys)
-    sigs = signatures.matrix()
     a, b = near_pairs(sigs, params)
     result.clusters = clusters_of(keys, cluster_labels(len(keys), a, b)) if len(keys) else []
     return result
 
 
 async def run_near(sink, params: NearParams, write: bool = True,  # noqa: ANN001 - any Sink
-                   excluded: Mapping[str, Collection[str]] | None = None) -> NearResult:
+                   excluded: Mapping[str, Collection[str]] | None = None, workers: int = 1) -> NearResult:
     """The pass: scan, cluster and (unless ``write`` is false) store the near-duplicate file."""
-    result = await scan(sink, params, excluded)
+    result = await scan(sink, params, excluded, workers)
     if write:
         await sink.put(NEAR_KEY, msgspec.json.format(msgspec.json.encode(result.document()), indent=1) + b"\n")
     log.info("near-duplicate pass", records=result.records, clusters=len(result.clusters),
