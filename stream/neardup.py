@@ -10,9 +10,11 @@ validation kernels into train. This pass finds them:
 2. Each record's shingle set becomes a MinHash signature (``datasketch``, ``num_perm``
    32-bit values, a fixed seed, so the pass is deterministic). Records are streamed;
    only the signatures (4 * num_perm bytes each) and the record keys stay in memory.
-3. LSH banding finds candidate pairs: ``datasketch`` picks the bands x rows that fit
-   the threshold; the bands are bucketed with numpy sorts instead of ``MinHashLSH``'s
-   Python dicts (one dict entry per record and band costs several times the signature).
+   ``workers`` > 1 moves tokenising and hashing (nearly all the CPU) to a process pool.
+3. LSH banding finds candidate pairs: ``datasketch`` picks the bands x rows for the
+   threshold, weighted against misses; the bands are bucketed with numpy sorts instead
+   of ``MinHashLSH``'s Python dicts (its index of ds10k took 4.4 KB per record, the
+   signatures 512 B).
    A candidate pair is kept when its estimated Jaccard similarity (the share of equal
    signature values) reaches the threshold.
 4. Clusters are the connected components of the kept pairs (``scipy``), so the
@@ -54,6 +56,11 @@ log = structlog.get_logger("jitsynth.neardup")
 
 TOKENS_VERSION = "pytokenize-norm-v1"
 DEFAULT_THRESHOLD = 0.85
+# Shingles of 5 tokens: one edited token changes at most 5 shingles, so in a median generated
+# kernel (10 LOC, ~80 tokens) one changed operation leaves Jaccard ~75/85 = 0.88 (a near-twin at
+# 0.85) and two leave ~0.78 (not); with 7 one edit already drops to 0.84. Shorter shingles of the
+# normalised tokens (``<id> = wp``) are too generic. Measured on ds10k at 0.85: k=3 14.3% of the
+# records are near-duplicates, k=5 7.1%, k=7 4.5%, k=9 3.2%.
 DEFAULT_SHINGLE = 5
 DEFAULT_NUM_PERM = 128
 _SEED = 1
