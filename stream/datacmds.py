@@ -143,6 +143,8 @@ def _export_parquet(url: str, to: Path, endpoint_url: str | None, fractions: dic
 
     result = export_parquet(url, to, endpoint_url=endpoint_url, fractions=fractions,
                             splits=(split,) if split else None, where=keep, limit=limit)
+    if not result.total:
+        _fail(1, f"no records to export from {url}: not a jitsynth dataset, nothing committed yet, or none matched")
     card_path = write_card(to, result, url)
     for name, n in result.records.items():
         path = result.files.get(name)

@@ -242,7 +242,9 @@ def test_cli_errors_are_one_line(dataset: tuple, near: tuple, tmp_path: Path) ->
              (("read", str(out), "--split-fractions", "1/2"), 2, "98/1/1"),
              (("export", str(out), "--to", str(tmp_path / "x"), "--format", "csv"), 2, "json or parquet"),
              (("export", str(out), "--to", str(tmp_path / "x"), "--format", "parquet", "--backend", "cpu"), 2,
-              "--backend")]
+              "--backend"),
+             (("export", str(tmp_path / "nothing"), "--to", str(tmp_path / "y"), "--format", "parquet"), 1,
+              "no records to export")]
     for args, code, text in cases:
         proc = jitsynth(*args)
         assert proc.returncode == code and text in proc.stderr, (args, proc.stderr)
