@@ -159,8 +159,10 @@ async def _check_near_file(sink: Any, commits: dict[str, dict[str, Any]], report
     except DedupFileError as exc:
         report.faults.append(str(exc))
         return
+    if not doc:
+        return
     committed = {(c["shard"], i) for c in commits.values() for i in c["ids"]}
-    for cluster in (doc or {}).get("clusters", []):
+    for cluster in doc["clusters"]:
         for entry in (cluster["representative"], *cluster["members"]):
             if (entry["shard"], entry["id"]) not in committed:
                 report.faults.append(f"{NEAR_KEY} names id {entry['id']} in {entry['shard']}, which no commit holds: "
