@@ -30,15 +30,21 @@ class DedupFileError(SinkError):
     """The dedup file exists but cannot be used (corrupt, unknown version)."""
 
 
-def parse(data: bytes) -> dict[str, Any]:
+def parse_versioned(data: bytes, key: str, version: int, entries: str, rerun: str) -> dict[str, Any]:
+    """A dedup-family JSON document at ``key``: ``version`` and a list under ``entries``, or
+    ``DedupFileError`` saying to ``rerun`` the pass that writes it."""
     try:
         doc = json.loads(data)
     except ValueError as exc:
-        raise DedupFileError(f"{DEDUP_KEY} is not valid JSON ({exc}); rerun `jitsynth dedup URL`") from None
-    if not isinstance(doc, dict) or doc.get("version") != FORMAT_VERSION or not isinstance(doc.get("duplicates"), list):
-        raise DedupFileError(f"{DEDUP_KEY} has an unknown format (want version {FORMAT_VERSION}); "
-                             "rerun `jitsynth dedup URL` with this jitsynth")
+        raise DedupFileError(f"{key} is not valid JSON ({exc}); rerun `{rerun}`") from None
+    if not isinstance(doc, dict) or doc.get("version") != version or not isinstance(doc.get(entries), list):
+        raise DedupFileError(f"{key} has an unknown format (want version {version}); "
+                             f"rerun `{rerun}` with this jitsynth")
     return doc
+
+
+def parse(data: bytes) -> dict[str, Any]:
+    return parse_versioned(data, DEDUP_KEY, FORMAT_VERSION, "duplicates", "jitsynth dedup URL")
 
 
 async def load(sink) -> dict[str, Any] | None:  # noqa: ANN001 - any Sink

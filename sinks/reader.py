@@ -21,8 +21,9 @@ import anyio
 import zstandard
 
 from sinks.checkpoints import list_commits
-from sinks.dedupfile import load_exclusions
+from sinks.nearfile import load_all_exclusions
 from sinks.shardio import DEFAULT_CONCURRENCY, CorruptShard, SkippedShards, ordered_map, prefetched, shard_records
+from sinks.splits import load_splitter, record_id
 from sinks.url import opened_sink
 from sinks.where import compile_where
 
@@ -73,40 +74,51 @@ async def committed_lines(sink, commits: list[tuple[str, dict[str, Any]]],  # no
 
 async def aiter_records(url: str, endpoint_url: str | None = None,
                         excluded: Mapping[str, Collection[str]] | None = None,
-                        dedup: bool = True, limit: int = DEFAULT_CONCURRENCY,
+                        dedup: bool = True, limit: int = DEFAULT_CONCURRENCY, split: str | None = None,
+                        fractions: Mapping[str, float] | None = None,
                         skipped: SkippedShards | None = None) -> AsyncIterator[bytes]:
     """Raw JSONL lines of every committed record.
 
     ``excluded`` maps a commit's shard key to record ids to skip in that shard. By
     default (``dedup``) it is the dataset's cross-producer dedup file written by
     ``jitsynth dedup`` (``sinks.dedupfile``), so each listed duplicate is read once, at
-    its first copy; ``dedup=False`` reads every committed record. ``limit``: requests in
-    flight (commit and shard fetches). ``skipped``: go past corrupt shards, tallying them
-    there, instead of raising ``CorruptShard``.
+    its first copy, and the near-duplicate members listed by ``jitsynth dedup --near``
+    (``sinks.nearfile``) are skipped; ``dedup=False`` reads every committed record.
+    ``split`` keeps only that split's records (``sinks.splits``: by ``fractions``, default
+    98/1/1, near-duplicate clusters whole). ``limit``: requests in flight (commit and
+    shard fetches). ``skipped``: go past corrupt shards, tallying them there, instead of
+    raising ``CorruptShard``.
     """
     async with opened_sink(url, endpoint_url=endpoint_url) as sink:
         if excluded is None and dedup:
-            excluded = await load_exclusions(sink)
+            excluded = await load_all_exclusions(sink)
+        splitter = await load_splitter(sink, fractions) if split is not None else None
+        if splitter is not None:
+            splitter.check(split)
         commits = await list_commits(sink, limit)
         async for _key, commit, line in committed_lines(sink, commits, limit, skipped):
             skip = excluded.get(commit["shard"]) if excluded else None
-            if skip and json.loads(line)["id"] in skip:
-                continue
+            if skip or splitter:
+                rid = record_id(line)
+                if (skip and rid in skip) or (splitter and splitter.split(rid) != split):
+                    continue
             yield line
 
 
 def iter_records(url: str, endpoint_url: str | None = None,
-                 where: str | Callable[[dict[str, Any]], bool] | None = None,
+                 where: str | Callable[[dict[str, Any]], bool] | None = None, split: str | None = None,
+                 fractions: Mapping[str, float] | None = None, dedup: bool = True,
                  skipped: SkippedShards | None = None) -> Iterator[dict[str, Any]]:
     """Committed records as dicts, for training code: ``for r in iter_records("s3://b/p"): ...``
 
     ``where`` filters records: an expression string (see ``sinks.where``) or a predicate.
+    ``split`` (``train``, ``validation``, ``test``) and ``fractions``: see ``aiter_records``.
     ``skipped``: go past corrupt shards (tallied there) instead of raising ``CorruptShard``.
     For sharded, shuffled, resumable reading across ranks and workers see ``sinks.training``.
     """
     keep = compile_where(where) if isinstance(where, str) else where
     with anyio.from_thread.start_blocking_portal() as portal:
-        agen = aiter_records(url, endpoint_url, skipped=skipped)
+        agen = aiter_records(url, endpoint_url, dedup=dedup, split=split, fractions=fractions, skipped=skipped)
         try:
             while True:
                 try:

@@ -50,16 +50,19 @@ def _q(value: str) -> str:
     return json.dumps(value)  # a JSON string is a valid YAML scalar
 
 
-def front_matter(summary: dict[str, Any], shards: list[str], license_id: str, pretty_name: str) -> str:
+def front_matter(summary: dict[str, Any], shards: list[str], license_id: str, pretty_name: str,
+                 data_files: dict[str, list[str]] | None = None) -> str:
+    """Card front matter; ``configs`` lists ``data_files`` ({split: files}), by default every
+    shard as one ``train`` split (JSONL shards mix splits; `export --format parquet` separates them)."""
     lines = ["---", f"pretty_name: {_q(pretty_name)}", f"license: {license_id}", "language:", "- en",
              "task_categories:", "- text-generation", "tags:",
              *[f"- {t}" for t in ("code", "compilers", "nvidia-warp", "cuda", "cpp", "synthetic")],
              "size_categories:", f"- {size_category(summary['records'])}",
-             "configs:", "- config_name: default", "  data_files:", "  - split: train", "    path:"]
-    if len(shards) <= MAX_LISTED_SHARDS:
-        lines += [f"    - {_q(s)}" for s in shards]
-    else:
-        lines.append(f"    - {_q('shards/*/*.jsonl.zst')}")
+             "configs:", "- config_name: default", "  data_files:"]
+    if data_files is None:
+        data_files = {"train": shards if len(shards) <= MAX_LISTED_SHARDS else ["shards/*/*.jsonl.zst"]}
+    for split, files in data_files.items():
+        lines += [f"  - split: {split}", "    path:", *[f"    - {_q(f)}" for f in files]]
     lines += ["---", ""]
     return "\n".join(lines)
 

@@ -152,6 +152,10 @@ def read(url: str, limit: Annotated[int | None, Opt(help="Stop after N records")
          where: Annotated[str | None, Opt(help="Only records matching, e.g. \"metadata.loc > 40 and 'loops' in "
                                                "metadata.features\"")] = None,
          endpoint_url: Annotated[str | None, Opt(envvar="AWS_ENDPOINT_URL")] = None,
+         split: Annotated[str | None, Opt(help="Only this split: train, validation or test (by dedup key; "
+                                               "near-duplicate clusters stay whole)")] = None,
+         split_fractions: Annotated[str | None, Opt(help="Split fractions train/validation/test, default "
+                                                         "98/1/1")] = None,
          skip_corrupt: Annotated[bool, Opt("--skip-corrupt", help="Go past corrupt or missing shards (say how "
                                                                   "many records were skipped) instead of exit 1")]
          = False) -> None:
@@ -159,11 +163,13 @@ def read(url: str, limit: Annotated[int | None, Opt(help="Stop after N records")
     import json
 
     from sinks.reader import SkippedShards, aiter_records
+    from sinks.splits import SplitError, split_options
     from sinks.where import WhereError, compile_where
 
     try:
         keep = compile_where(where) if where else None
-    except WhereError as exc:
+        fractions = split_options(split, split_fractions)
+    except (WhereError, SplitError) as exc:
         _fail(2, str(exc))
 
     skipped = SkippedShards() if skip_corrupt else None
@@ -171,7 +177,7 @@ def read(url: str, limit: Annotated[int | None, Opt(help="Stop after N records")
     async def main() -> None:
         n = 0
         out = sys.stdout.buffer
-        async for line in aiter_records(url, endpoint_url, skipped=skipped):
+        async for line in aiter_records(url, endpoint_url, split=split, fractions=fractions, skipped=skipped):
             if keep is not None and not keep(json.loads(line)):
                 continue
             out.write(line)

@@ -114,28 +114,41 @@ def export(url: str, to: Annotated[Path, Opt(help="Directory to write the sample
            backend: Annotated[str, Opt(help="cpu, cuda or both")] = "both",
            where: Annotated[str | None, Opt(help="Only records matching this expression (see `read --where`)")] = None,
            limit: Annotated[int | None, Opt(help="Stop after N records")] = None,
-           endpoint_url: EndpointOpt = None, skip_corrupt: SkipCorruptOpt = False) -> None:
-    """Write the older one-file-per-sample layout (python_source, cpp_ir_full, cpp_ir_forward...)."""
+           endpoint_url: EndpointOpt = None, skip_corrupt: SkipCorruptOpt = False,
+           fmt: Annotated[str, Opt("--format", help="json (the --layout) or parquet (one file per split and "
+                                                     "a dataset card, for the Hugging Face Hub)")] = "json",
+           split: Annotated[str | None, Opt(help="Only this split: train, validation or test")] = None,
+           split_fractions: Annotated[str | None, Opt(help="Split fractions train/validation/test, default "
+                                                           "98/1/1")] = None) -> None:
+    """Write the older one-file-per-sample layout (python_source, cpp_ir_full, cpp_ir_forward...), or Parquet."""
     from sinks.base import SinkConfigError, SinkError
     from sinks.shardio import CorruptShard
+    from sinks.splits import SplitError, split_options
     from sinks.where import WhereError, compile_where
     from stream.export import BACKENDS, export_per_sample
     from stream.logs import configure
 
     configure("auto", "warning")  # logs to stderr, as the other readers: stdout is for the summary
+    if fmt not in ("json", "parquet"):
+        _fail(2, f"--format {fmt!r}: use json or parquet")
     if layout != "per-sample":
         _fail(2, f"--layout {layout!r}: the only layout is 'per-sample'")
     if backend not in (*BACKENDS, "both"):
         _fail(2, f"--backend {backend!r}: use cpu, cuda or both")
+    if fmt == "parquet" and backend != "both":
+        _fail(2, "--backend applies to --format json: Parquet rows hold both backends")
     try:
         keep = compile_where(where) if where else None
-    except WhereError as exc:
+        fractions = split_options(split, split_fractions)
+    except (WhereError, SplitError) as exc:
         _fail(2, str(exc))
     backends = BACKENDS if backend == "both" else (backend,)
     skipped = _skipped(skip_corrupt)
     try:
+        if fmt == "parquet":
+            return _export_parquet(url, to, endpoint_url, fractions, split, keep, limit, skipped)
         result = export_per_sample(url, to, endpoint_url=endpoint_url, backends=backends, where=keep, limit=limit,
-                                   skipped=skipped)
+                                   split=split, fractions=fractions, skipped=skipped)
     except SinkConfigError as exc:
         _fail(2, str(exc))
     except (SinkError, FileNotFoundError, CorruptShard) as exc:
@@ -144,6 +157,23 @@ def export(url: str, to: Annotated[Path, Opt(help="Directory to write the sample
         _fail(1, f"writing to {to}: {exc.strerror or exc}")
     files = ", ".join(f"{n:,} in {to / b}" for b, n in result.files.items())
     typer.echo(f"exported {result.records:,} records: {files}")
+    _warn_skipped(skipped)
+
+
+def _export_parquet(url: str, to: Path, endpoint_url: str | None, fractions: dict[str, float], split: str | None,
+                    keep: Any, limit: int | None, skipped: Any) -> None:
+    from stream.parquet import export_parquet, write_card
+
+    result = export_parquet(url, to, endpoint_url=endpoint_url, fractions=fractions,
+                            splits=(split,) if split else None, where=keep, limit=limit, skipped=skipped)
+    if not result.total:
+        _fail(1, f"no records to export from {url}: not a jitsynth dataset, nothing committed yet, or none matched")
+    card_path = write_card(to, result, url)
+    for name, n in result.records.items():
+        path = result.files.get(name)
+        typer.echo(f"{name}: {n:,} records, {result.row_groups[name]} row groups, {result.bytes[name]:,} bytes in "
+                   f"{to / path}" if path else f"{name}: no records, no file")
+    typer.echo(f"exported {result.total:,} records; card {card_path}")
     _warn_skipped(skipped)
 
 

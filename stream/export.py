@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,11 +56,13 @@ def _write(path: Path, data: bytes) -> None:
 
 def export_per_sample(url: str, to: Path, *, endpoint_url: str | None = None, backends: tuple[str, ...] = BACKENDS,
                       where: str | Callable[[dict[str, Any]], bool] | None = None,
-                      limit: int | None = None, skipped: SkippedShards | None = None) -> ExportResult:
+                      limit: int | None = None, split: str | None = None,
+                      fractions: Mapping[str, float] | None = None,
+                      skipped: SkippedShards | None = None) -> ExportResult:
     result = ExportResult(files={b: 0 for b in backends})
     for backend in backends:
         (to / backend).mkdir(parents=True, exist_ok=True)
-    for record in iter_records(url, endpoint_url, where=where, skipped=skipped):
+    for record in iter_records(url, endpoint_url, where=where, split=split, fractions=fractions, skipped=skipped):
         if limit is not None and result.records >= limit:
             break
         for backend in backends:

@@ -17,6 +17,8 @@ import msgspec
 
 from sinks.dedupfile import load_exclusions
 from sinks.checkpoints import list_commits
+from sinks.nearfile import clusters, uncovered
+from sinks.nearfile import load as load_near
 from sinks.reader import committed_lines
 from sinks.shardio import DEFAULT_CONCURRENCY, SkippedShards
 
@@ -76,6 +78,8 @@ class DatasetStats:
     duplicates: int = 0
     failures: int = 0
     cross_duplicates: int = 0  # records skipped as listed by `jitsynth dedup` (not in ``records``)
+    near_duplicates: int = 0  # near-duplicate cluster members skipped (`jitsynth dedup --near`; not in ``records``)
+    after_near_pass: int = 0  # records committed after the near pass ran (not clustered yet)
     failure_reasons: Counter = field(default_factory=Counter)
     failure_example: dict[str, int] = field(default_factory=dict)
     producers: dict[str, dict[str, int]] = field(default_factory=lambda: defaultdict(Counter))
@@ -158,6 +162,11 @@ class DatasetStats:
             "commits": self.commits,
             "records": self.records,
             "cross_producer_duplicates": self.cross_duplicates,
+            "near_duplicates": self.near_duplicates,
+            "after_near_pass": self.after_near_pass,
+            # share of the exact-unique records that repeat a kept one nearly (0 when --near never ran)
+            "near_duplicate_share": round(self.near_duplicates / (self.records + self.near_duplicates), 4)
+            if self.records + self.near_duplicates else 0.0,
             "producers": {k: dict(v) for k, v in sorted(self.producers.items())},
             "bytes": {"stored": self.stored_bytes, "raw": self.raw_bytes,
                       "compression_ratio": round(self.raw_bytes / self.stored_bytes, 2) if self.stored_bytes else None,
@@ -206,14 +215,22 @@ async def collect(sink, url: str = "", limit: int = DEFAULT_CONCURRENCY,  # noqa
     shards (tallied there and in the summary) instead of raising ``CorruptShard``."""
     stats = DatasetStats(url=url or getattr(sink, "url", ""), skipped=skipped)
     excluded = await load_exclusions(sink)  # cross-producer duplicates listed by `jitsynth dedup`
+    near_doc = await load_near(sink)  # near-duplicate clusters written by `jitsynth dedup --near`
+    near = clusters(near_doc).skip
     commits = await list_commits(sink, limit)
+    stats.after_near_pass = uncovered(near_doc, commits)
     for _key, commit in commits:
         stats.add_commit(commit)
     async for _key, commit, line in committed_lines(sink, commits, limit, skipped):
-        skip = excluded.get(commit["shard"])
-        if skip and msgspec.json.decode(line)["id"] in skip:
-            stats.cross_duplicates += 1
-            continue
+        skip, skip_near = excluded.get(commit["shard"]), near.get(commit["shard"])
+        if skip or skip_near:
+            rid = msgspec.json.decode(line)["id"]
+            if skip and rid in skip:
+                stats.cross_duplicates += 1
+                continue
+            if skip_near and rid in skip_near:
+                stats.near_duplicates += 1
+                continue
         stats.add_record(line)
     return stats
 
@@ -248,6 +265,10 @@ def markdown(summary: dict[str, Any], top_builtins: int = 25) -> str:
         f"| failures | {_num(s['failures'])} ({s['failure_rate']:.2%} of seeds) |",
         f"| cross-producer duplicates (listed by `jitsynth dedup`, not counted) | "
         f"{_num(summary.get('cross_producer_duplicates', 0))} |",
+        f"| near-duplicates (listed by `jitsynth dedup --near`, not counted) | {_num(summary.get('near_duplicates', 0))} "
+        f"({summary.get('near_duplicate_share', 0):.2%}) |",
+        *([f"| records committed after the near pass (rerun `jitsynth dedup --near`) | "
+           f"{_num(summary['after_near_pass'])} |"] if summary.get("after_near_pass") else []),
         "", "**Producers**", "", "| producer | commits | records | stored | seeds | duplicates | failures |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]

@@ -5,7 +5,8 @@ holds ``count`` records whose ids equal the commit's ``ids`` in order. Across co
 ids are unique, except cross-producer duplicates that ``dedup/duplicates.json`` (written
 by ``jitsynth dedup``) lists exactly: a repeat within one producer, a repeat the file
 does not list (e.g. committed after the pass ran) and a listed entry that is not a
-repeat in the commits are all faults. Shards no commit points to (orphans from a
+repeat in the commits are all faults, as is a record named by the near-duplicate file
+(``jitsynth dedup --near``) that no commit holds. Shards no commit points to (orphans from a
 crash) are listed. Every commit-log checkpoint must agree with the commits it summarises
 (a damaged one is a fault to repair, though readers already skip it).
 
@@ -23,6 +24,8 @@ from typing import Any
 from sinks import checkpoints as ckpt
 from sinks.dedupfile import DEDUP_KEY, DedupFileError
 from sinks.dedupfile import load as load_dedup_file
+from sinks.nearfile import NEAR_KEY
+from sinks.nearfile import load as load_near_file
 from sinks.shardio import DEFAULT_CONCURRENCY, CorruptShard, ordered_map, prefetched, shard_records
 
 
@@ -138,6 +141,7 @@ async def verify(sink, limit: int = DEFAULT_CONCURRENCY) -> VerifyReport:  # noq
     for shard, record_id in listed:
         report.faults.append(f"{DEDUP_KEY} lists id {record_id} in {shard}, which is not a repeat of an earlier "
                              "committed id: rerun `jitsynth dedup URL`")
+    await _check_near_file(sink, commits, report)
     report.orphans = [k for k in await sink.list("shards/") if k.endswith(".jsonl.zst") and k not in referenced]
     checkpoint_keys = await sink.list(f"{ckpt.CHECKPOINTS}/")
     docs = {}
@@ -145,6 +149,24 @@ async def verify(sink, limit: int = DEFAULT_CONCURRENCY) -> VerifyReport:  # noq
         docs[key] = data
     _check_checkpoints(docs, commits, report)
     return report
+
+
+async def _check_near_file(sink: Any, commits: dict[str, dict[str, Any]], report: VerifyReport) -> None:
+    """Every record the near-duplicate file names must be committed where it says: readers
+    skip its members, so a stale or tampered entry would hide a record."""
+    try:
+        doc = await load_near_file(sink)
+    except DedupFileError as exc:
+        report.faults.append(str(exc))
+        return
+    if not doc:
+        return
+    committed = {(c["shard"], i) for c in commits.values() for i in c["ids"]}
+    for cluster in doc["clusters"]:
+        for entry in (cluster["representative"], *cluster["members"]):
+            if (entry["shard"], entry["id"]) not in committed:
+                report.faults.append(f"{NEAR_KEY} names id {entry['id']} in {entry['shard']}, which no commit holds: "
+                                     "rerun `jitsynth dedup URL --near`")
 
 
 async def _keyed_get(sink: Any, key: str) -> tuple[str, bytes | None]:

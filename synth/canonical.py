@@ -28,6 +28,9 @@ def _defined_names(tree: ast.Module) -> list[str]:
     return list(seen)
 
 
+defined_names = _defined_names  # public: stream.neardup normalises the same names away
+
+
 class _Renamer(ast.NodeTransformer):
     def __init__(self, mapping: dict[str, str]) -> None:
         self.mapping = mapping
