@@ -28,8 +28,9 @@ next record, optionally following a dataset that producers are still writing.
 - Checks: every shard against its commit (size before the first record, sha256 before the
   last, ``sinks.shardio``); a mismatch raises ``CorruptShard`` naming the shard and
   ``jitsynth verify``, or with ``on_corrupt="skip"`` is logged and tallied in ``skipped``.
-  Exact-dedup exclusions (``jitsynth dedup``) are honoured; ``where`` filters records (an
-  expression, see ``sinks.where``, or a predicate). Memory: shards are streamed (small
+  Exact and near-duplicate exclusions (``jitsynth dedup [--near]``) are honoured; ``split``
+  (with ``fractions``) keeps one split, near-duplicate clusters whole (``sinks.splits``);
+  ``where`` filters records (an expression, see ``sinks.where``, or a predicate). Memory: shards are streamed (small
   ones prefetched), at most ``shuffle_buffer`` raw lines are held.
 """
 
@@ -38,7 +39,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import threading
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import anyio
@@ -46,9 +47,10 @@ import structlog
 
 from sinks.assign import Commit, Consumer, Piece, follows, plan, rng_for, shuffled
 from sinks.checkpoints import COMMITS, commits_after, list_commits
-from sinks.dedupfile import load_exclusions
+from sinks.nearfile import load_all_exclusions
 from sinks.reader import committed_lines
 from sinks.shardio import DEFAULT_CONCURRENCY, CorruptShard, SkippedShards, ordered_map
+from sinks.splits import Splitter, load_splitter
 from sinks.url import opened_sink
 from sinks.where import compile_where
 
@@ -78,7 +80,8 @@ class ShardedRecords:
                  shuffle_buffer: int = 256, follow: bool = False, poll_interval: float = 1.0,
                  max_poll_interval: float = 30.0, where: str | Callable[[dict[str, Any]], bool] | None = None,
                  on_corrupt: str = "raise", dedup: bool = True, endpoint_url: str | None = None,
-                 limit: int = DEFAULT_CONCURRENCY) -> None:
+                 limit: int = DEFAULT_CONCURRENCY, split: str | None = None,
+                 fractions: Mapping[str, float] | None = None) -> None:
         if on_corrupt not in ("raise", "skip"):
             raise ValueError(f"on_corrupt={on_corrupt!r}: want 'raise' or 'skip'")
         if follow and seed is not None:
@@ -96,6 +99,8 @@ class ShardedRecords:
         self.poll_interval, self.max_poll_interval = poll_interval, max_poll_interval
         self.where = where
         self.keep = compile_where(where) if isinstance(where, str) else where
+        self.split, self.fractions = split, dict(fractions) if fractions else None
+        self._splitter: Splitter | None = None
         self.skipped: SkippedShards | None = SkippedShards() if on_corrupt == "skip" else None
         self._stop = threading.Event()
         self._snapshot: dict[str, int] | None = None  # fixed mode: each producer's last seq planned over
@@ -180,8 +185,19 @@ class ShardedRecords:
             skip = excluded.get(pieces[index].commit["shard"])
             if skip and record["id"] in skip:
                 continue
+            if self._splitter is not None and self._splitter.split(record["id"]) != self.split:
+                continue
             if self.keep is None or self.keep(record):
                 yield record
+
+    def _exclusions(self, portal: Any, sink: Any) -> dict[str, frozenset[str]]:
+        """Records to skip (``jitsynth dedup``'s exact and near lists), and the split rule
+        (near-duplicate clusters whole: ``sinks.splits``), as the dataset says now."""
+        self._splitter: Splitter | None = None
+        if self.split is not None:
+            self._splitter = portal.call(load_splitter, sink, self.fractions)
+            self._splitter.check(self.split)
+        return portal.call(load_all_exclusions, sink) if self.dedup else {}
 
     def _epoch(self, portal: Any, sink: Any, consumer: Consumer) -> Iterator[dict[str, Any]]:
         commits = portal.call(list_commits, sink, self.limit)
@@ -192,7 +208,7 @@ class ShardedRecords:
             if len(commits) != self._commits:
                 raise ValueError(f"{self.url} holds {len(commits)} of the {self._commits} commits this reader's "
                                  "state was planned over (commits were deleted): the epoch cannot resume exactly")
-        excluded = portal.call(load_exclusions, sink) if self.dedup else {}
+        excluded = self._exclusions(portal, sink)
         pieces = plan(commits, consumer, self.seed, self.epoch)
         if self.seed is None:
             first, line = self._position.get("piece", 0), self._position.get("line", -1) + 1
@@ -279,7 +295,7 @@ class ShardedRecords:
                 delay = min(delay * 2, self.max_poll_interval)
                 continue
             delay = self.poll_interval
-            excluded = portal.call(load_exclusions, sink) if self.dedup else {}
+            excluded = self._exclusions(portal, sink)
             current = self._current or [None, 0]
             pieces = [Piece(k, c, current[1] if k == current[0] else 0, int(c["count"])) for k, c in mine]
 

@@ -194,6 +194,22 @@ def test_dedup_exclusions_and_where_are_honoured(seven: Path, tmp_path: Path) ->
     assert Counter(i for ids in parts(str(root), where=where).values() for i in ids) == Counter(want)
 
 
+def test_splits_partition_the_records_as_iter_records_does(seven: Path, tmp_path: Path) -> None:
+    root = tmp_path / "near"
+    shutil.copytree(seven, root)
+    jitsynth("dedup", str(root), "--near", check=True)
+    fractions = {"train": 0.5, "validation": 0.25, "test": 0.25}  # every split non-empty on 33 records
+    seen: Counter[str] = Counter()
+    for split in fractions:
+        want = Counter(r["id"] for r in iter_records(str(root), split=split, fractions=fractions))
+        got = Counter(i for ids in parts(str(root), split=split, fractions=fractions).values() for i in ids)
+        assert got == want and want, split
+        seen += got
+    assert seen == Counter(r["id"] for r in iter_records(str(root)))  # each kept record in exactly one split
+    with pytest.raises(ValueError, match="not one of"):
+        list(ShardedRecords(str(root), split="dev"))
+
+
 def test_a_corrupt_shard_raises_or_is_skipped_and_counted(seven: Path, tmp_path: Path) -> None:
     root = tmp_path / "bad"
     shutil.copytree(seven, root)
