@@ -19,9 +19,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import sqlite3
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib.metadata import version
 
 import anyio
@@ -31,12 +32,13 @@ import structlog
 from sinks.shard import ShardWriter
 from sinks.checkpoints import CheckpointWriter
 from stream.commitlog import Commit, Failure, commit_key, decode_commit, encode_commit, now_iso, shard_key
-from stream.config import Settings
+from stream.config import ConfigError, Settings
 from stream.dedup import DedupIndex
 from stream.framing import BatchSplitter, FramedBatch, FramedTask, Kept, Segment, failed_batch, rebuild_frame
 from stream.metrics import Metrics
 from stream.pacing import Pacer
 from stream.pool import WorkerPool
+from stream.shardplan import Append, Close, ShardPlan
 from stream.resume import resume
 from synth.worker import Failed, WorkerSettings, init_worker, process_batch
 
@@ -57,35 +59,6 @@ def _unwrap_group() -> Iterator[None]:
 
 class FencingError(RuntimeError):
     """Another producer writes under the same id."""
-
-
-@dataclass
-class _Plan:
-    """A shard as the sequencer fills it: what its commit will say. The writer task
-    stores its frames and commits it, in order, behind the sequencer."""
-
-    seq: int
-    seed_start: int
-    seed_end: int
-    opened: float = field(default_factory=time.monotonic)
-    ids: list[str] = field(default_factory=list)
-    failures: list[Failure] = field(default_factory=list)
-    duplicates: int = 0
-    stored_estimate: int = 0  # exact for workers' frames, proportional for rebuilt ones
-
-
-@dataclass(frozen=True)
-class _Append:
-    plan: _Plan
-    frame: bytes | asyncio.Future  # a rebuilt frame is still being compressed in the pool
-    count: int
-    raw_bytes: int
-
-
-@dataclass(frozen=True)
-class _Close:
-    plan: _Plan
-    commit: bool  # False: abort its upload (nothing worth committing)
 
 
 @dataclass(frozen=True)
@@ -133,7 +106,11 @@ class Producer:
     # -- setup -------------------------------------------------------------------------------------
     async def run(self) -> RunResult:
         state_dir = self.s.resolved_state_dir()
-        self.index = DedupIndex(state_dir / "index.sqlite")
+        try:
+            self.index = DedupIndex(state_dir / "index.sqlite")
+        except (OSError, sqlite3.Error) as exc:
+            raise ConfigError(f"state directory {state_dir} cannot hold the dedup index ({exc}); give a writable "
+                              f"--state-dir (JITSYNTH_STATE_DIR)") from None
         try:
             pos = await resume(self.sink, self.s.producer, self.s.seed_start or 0, self.index,
                                self.config_hash, self.warp_version)
@@ -157,7 +134,7 @@ class Producer:
                         send, receive = anyio.create_memory_object_stream[tuple[list[int], asyncio.Task]](
                             self.s.max_in_flight or 1)
                         # Frames waiting to be stored: a few batches' worth (~2 KB a record).
-                        ops_send, ops_receive = anyio.create_memory_object_stream[_Append | _Close](
+                        ops_send, ops_receive = anyio.create_memory_object_stream[Append | Close](
                             4 * (self.s.max_in_flight or 1))
                         tg.start_soon(self._submit, send)
                         tg.start_soon(self._consume, receive, ops_send)
@@ -252,12 +229,12 @@ class Producer:
             return self.s.shard_records
         return min(self.s.shard_records, self.s.count - self.planned)
 
-    def _new_plan(self) -> _Plan:
-        plan = _Plan(self.next_seq, self.next_seed, self.next_seed)
+    def _new_plan(self) -> ShardPlan:
+        plan = ShardPlan(self.next_seq, self.next_seed, self.next_seed)
         self.next_seq += 1
         return plan
 
-    def _should_roll(self, plan: _Plan) -> bool:
+    def _should_roll(self, plan: ShardPlan) -> bool:
         if len(plan.ids) >= self._target():
             return True
         if plan.stored_estimate >= self.s.shard_bytes:
@@ -265,7 +242,7 @@ class Producer:
         return bool(plan.ids) and time.monotonic() - plan.opened >= self.s.shard_age
 
     async def _consume(self, receive: anyio.abc.ObjectReceiveStream, ops: anyio.abc.ObjectSendStream) -> None:
-        plan: _Plan | None = None
+        plan: ShardPlan | None = None
         async with receive, ops:
             async for seeds, task in receive:
                 parts = await self._await_batch(task)
@@ -284,10 +261,10 @@ class Producer:
                 # too, so they are recorded and a rerun does not redo them.
                 finished = (self.work.limit is not None and not self.stop.is_set()
                             and plan.seed_end >= self.work.limit)
-                await ops.send(_Close(plan, bool(plan.ids or (finished and (plan.failures or plan.duplicates)))))
+                await ops.send(Close(plan, bool(plan.ids or (finished and (plan.failures or plan.duplicates)))))
 
-    async def _sequence(self, plan: _Plan | None, part: FramedBatch,
-                        ops: anyio.abc.ObjectSendStream) -> tuple[_Plan | None, bool]:
+    async def _sequence(self, plan: ShardPlan | None, part: FramedBatch,
+                        ops: anyio.abc.ObjectSendStream) -> tuple[ShardPlan | None, bool]:
         """Account for one framed batch and hand its kept records to the writer, closing
         shards where they fill; (the open plan, whether --count is reached)."""
         splitter = BatchSplitter(part)
@@ -302,7 +279,7 @@ class Producer:
             position += isinstance(outcome, Kept)
             if self._should_roll(plan):
                 await self._append(plan, splitter.segment(at_end=i == last), ops)
-                await ops.send(_Close(plan, True))
+                await ops.send(Close(plan, True))
                 self.planned += len(plan.ids)
                 plan = None
                 if self.s.count is not None and self.planned >= self.s.count:
@@ -311,12 +288,12 @@ class Producer:
             await self._append(plan, splitter.segment(at_end=True), ops)
         return plan, False
 
-    async def _append(self, plan: _Plan, segment: Segment | None, ops: anyio.abc.ObjectSendStream) -> None:
+    async def _append(self, plan: ShardPlan, segment: Segment | None, ops: anyio.abc.ObjectSendStream) -> None:
         if segment is None:
             return
         if segment.frame is not None:
             plan.stored_estimate += len(segment.frame)
-            await ops.send(_Append(plan, segment.frame, segment.count, segment.raw_bytes))
+            await ops.send(Append(plan, segment.frame, segment.count, segment.raw_bytes))
             return
         # Records were dropped or a shard ends inside the batch: a pool worker rebuilds the
         # frame from the kept lines while this loop goes on (the writer awaits it in order).
@@ -325,9 +302,9 @@ class Producer:
                                                        self.s.zstd_level))
         self._tasks.add(rebuilt)
         rebuilt.add_done_callback(self._tasks.discard)
-        await ops.send(_Append(plan, rebuilt, segment.count, segment.raw_bytes))
+        await ops.send(Append(plan, rebuilt, segment.count, segment.raw_bytes))
 
-    def _take(self, plan: _Plan, outcome) -> bool:  # noqa: ANN001
+    def _take(self, plan: ShardPlan, outcome) -> bool:  # noqa: ANN001
         """Account for one outcome; True if it is a new record to write."""
         self.metrics.processed.inc()
         if isinstance(outcome, Failed):
@@ -350,7 +327,7 @@ class Producer:
             async for op in ops:
                 # After SIGTERM what is queued gets the grace period to be stored and committed.
                 with anyio.fail_after(self._deadline - time.monotonic() if self.stop.is_set() else None):
-                    if isinstance(op, _Append):
+                    if isinstance(op, Append):
                         writer = writer or await self._open_shard(op.plan)
                         frame = op.frame if isinstance(op.frame, bytes) else await op.frame
                         await writer.add(frame, op.count, op.raw_bytes)
@@ -362,7 +339,7 @@ class Producer:
                             await writer.abort()
                         writer = None
 
-    async def _open_shard(self, plan: _Plan) -> ShardWriter:
+    async def _open_shard(self, plan: ShardPlan) -> ShardWriter:
         key = commit_key(self.s.producer, plan.seq)
         if await self.sink.size(key) is not None:
             raise FencingError(self._fencing_message(plan.seq))
@@ -374,7 +351,7 @@ class Producer:
                 f"another producer is writing with the same id. Stop it, or give each producer its own "
                 f"--producer (or JOB_COMPLETION_INDEX)")
 
-    async def _commit(self, plan: _Plan, writer: ShardWriter) -> None:
+    async def _commit(self, plan: ShardPlan, writer: ShardWriter) -> None:
         started = time.monotonic()
         stored = await writer.finish()
         commit = Commit(

@@ -41,6 +41,13 @@ def test_bad_flags(tmp_path: Path, args: list[str], expect: str) -> None:
     assert not out.exists() and not (tmp_path / "st").exists()
 
 
+def test_a_state_directory_that_cannot_be_made(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    proc = jitsynth("run", "--out", str(tmp_path / "ds"), "--state-dir", str(blocker / "st"), "--count", "1")
+    _assert_clean_usage_error(proc, "--state-dir")
+
+
 def test_unknown_url_scheme(tmp_path: Path) -> None:
     proc = jitsynth("run", "--out", "gs://bucket/prefix", "--state-dir", str(tmp_path / "st"))
     _assert_clean_usage_error(proc, "s3://bucket/prefix")
