@@ -71,14 +71,18 @@ class _LocalUpload:
 class LocalSink:
     min_part_size = 1 << 20
 
-    def __init__(self, root: str | os.PathLike[str]) -> None:
+    def __init__(self, root: str | os.PathLike[str], create: bool = True) -> None:
         self.root = Path(root).expanduser().resolve()
         self.url = str(self.root)
+        self.create = create
 
     def _path(self, key: str) -> Path:
         return self.root / key
 
     async def open(self) -> None:
+        if not self.create and not self.root.is_dir():
+            # Exit 1 like an S3 prefix with no commits: there is nothing to read here.
+            raise SinkPermanentError(f"no dataset at {self.root}: the directory does not exist (check the path)")
         try:
             self.root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:

@@ -89,7 +89,7 @@ async def aiter_records(url: str, endpoint_url: str | None = None,
     shard fetches). ``skipped``: go past corrupt shards, tallying them there, instead of
     raising ``CorruptShard``.
     """
-    async with opened_sink(url, endpoint_url=endpoint_url) as sink:
+    async with opened_sink(url, endpoint_url=endpoint_url, create=False) as sink:
         if excluded is None and dedup:
             excluded = await load_all_exclusions(sink)
         splitter = await load_splitter(sink, fractions) if split is not None else None
@@ -134,7 +134,7 @@ def iter_records(url: str, endpoint_url: str | None = None,
 
 async def acommitted_shards(url: str, endpoint_url: str | None = None) -> list[tuple[str, dict[str, Any]]]:
     """(shard location, commit) for every commit: a local file path, or ``s3://bucket/key``."""
-    async with opened_sink(url, endpoint_url=endpoint_url) as sink:
+    async with opened_sink(url, endpoint_url=endpoint_url, create=False) as sink:
         out = []
         async for _key, commit in commit_dicts(sink):
             if hasattr(sink, "local_path"):

@@ -131,7 +131,7 @@ def splitter_for(url: str, endpoint_url: str | None = None, fractions: Mapping[s
     from sinks.url import opened_sink
 
     async def load() -> Splitter:
-        async with opened_sink(url, endpoint_url) as sink:
+        async with opened_sink(url, endpoint_url, create=False) as sink:
             return await load_splitter(sink, fractions, salt)
 
     return anyio.run(load)

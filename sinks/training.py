@@ -166,7 +166,7 @@ class ShardedRecords:
         self._check_owner(consumer)
         self._owner = _numbers(consumer)
         with anyio.from_thread.start_blocking_portal() as portal, \
-                portal.wrap_async_context_manager(opened_sink(self.url, self.endpoint_url)) as sink:
+                portal.wrap_async_context_manager(opened_sink(self.url, self.endpoint_url, create=self.follow)) as sink:
             if self.follow:
                 yield from self._follow(portal, sink, consumer)
             else:

@@ -198,7 +198,7 @@ def verify(url: str, endpoint_url: Annotated[str | None, Opt(envvar="AWS_ENDPOIN
     from stream.verify import verify as run_verify
 
     async def main() -> Any:
-        async with opened_sink(url, endpoint_url) as sink:
+        async with opened_sink(url, endpoint_url, create=False) as sink:
             return await run_verify(sink)
 
     report = _run_reader(main)

@@ -59,7 +59,7 @@ def _warn_skipped(skipped: Any) -> None:
 async def _with_sink(url: str, endpoint_url: str | None, work: Any) -> Any:
     from sinks.url import opened_sink
 
-    async with opened_sink(url, endpoint_url) as sink:
+    async with opened_sink(url, endpoint_url, create=False) as sink:
         return await work(sink)
 
 

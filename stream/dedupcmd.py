@@ -55,7 +55,7 @@ def dedup(url: str,
     params = NearParams(threshold=DEFAULT_THRESHOLD if threshold is None else threshold)
 
     async def main() -> Any:
-        async with opened_sink(url, endpoint_url) as sink:
+        async with opened_sink(url, endpoint_url, create=False) as sink:
             exact = await run_dedup(sink, write=not dry_run)
             if not near:
                 return exact, None

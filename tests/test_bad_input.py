@@ -81,3 +81,13 @@ def test_wrong_credentials(tmp_path: Path, s3: S3Env) -> None:
     proc = jitsynth("run", "--out", s3.url(), "--state-dir", str(tmp_path / "st"), env=env)
     _assert_clean_usage_error(proc, "denied")
     assert not (tmp_path / "st").exists()
+
+
+@pytest.mark.parametrize("command", [["read"], ["stats"], ["verify"], ["dedup"], ["card"], ["export", "--to", "x"]])
+def test_reading_commands_on_a_mistyped_path_make_nothing(tmp_path: Path, command: list[str]) -> None:
+    missing = tmp_path / "no-such-dataset"
+    proc = jitsynth(command[0], str(missing), *command[1:])
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr  # as an empty S3 prefix
+    assert [line for line in proc.stderr.splitlines() if line.strip()] == [
+        f"jitsynth: error: no dataset at {missing}: the directory does not exist (check the path)"]
+    assert not missing.exists()

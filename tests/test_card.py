@@ -77,7 +77,10 @@ def test_stats_text_is_readable_tables(dataset: Path) -> None:
     text = jitsynth("stats", str(dataset), check=True).stdout
     assert "| records | 50 |" in text and "**Failures by reason**" in text and "| loc |" in text
     missing = jitsynth("stats", str(dataset.parent / "nothing-here"))
-    assert missing.returncode == 1 and "no commits" in missing.stderr
+    assert missing.returncode == 1 and "does not exist" in missing.stderr
+    (dataset.parent / "empty").mkdir(exist_ok=True)
+    empty = jitsynth("stats", str(dataset.parent / "empty"))
+    assert empty.returncode == 1 and "no commits" in empty.stderr
 
 
 def _png_size(data: bytes) -> tuple[int, int]:

@@ -235,6 +235,7 @@ def test_export_per_sample_takes_a_split(dataset: tuple, near: tuple, tmp_path: 
 
 def test_cli_errors_are_one_line(dataset: tuple, near: tuple, tmp_path: Path) -> None:
     out, _ = dataset
+    (tmp_path / "empty").mkdir()
     cases = [(("dedup", str(out), "--threshold", "0.9"), 2, "--near"),
              (("dedup", str(out), "--near", "--workers", "0"), 2, "--workers 0"),
              (("dedup", str(out), "--near", "--threshold", "1.5"), 2, "(0, 1]"),
@@ -243,8 +244,10 @@ def test_cli_errors_are_one_line(dataset: tuple, near: tuple, tmp_path: Path) ->
              (("export", str(out), "--to", str(tmp_path / "x"), "--format", "csv"), 2, "json or parquet"),
              (("export", str(out), "--to", str(tmp_path / "x"), "--format", "parquet", "--backend", "cpu"), 2,
               "--backend"),
+             (("export", str(tmp_path / "empty"), "--to", str(tmp_path / "y"), "--format", "parquet"), 1,
+              "no records to export"),
              (("export", str(tmp_path / "nothing"), "--to", str(tmp_path / "y"), "--format", "parquet"), 1,
-              "no records to export")]
+              "does not exist")]
     for args, code, text in cases:
         proc = jitsynth(*args)
         assert proc.returncode == code and text in proc.stderr, (args, proc.stderr)
