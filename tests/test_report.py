@@ -57,6 +57,9 @@ def test_report_validate_tiers_give_compile_rates(tmp_path: Path) -> None:
 
 def test_report_bad_against_or_tier_is_a_usage_error(tmp_path: Path) -> None:
     proc = jitsynth("report", "--seeds", "1", "--against", str(tmp_path / "nothing-here"))
+    assert proc.returncode == 2 and "--against" in proc.stderr and "does not exist" in proc.stderr
+    (tmp_path / "empty").mkdir()
+    proc = jitsynth("report", "--seeds", "1", "--against", str(tmp_path / "empty"))
     assert proc.returncode == 2 and "--against" in proc.stderr and "no committed records" in proc.stderr
     proc = jitsynth("report", "--seeds", "1", "--validate", "ptx,bogus")
     assert proc.returncode == 2 and "bogus" in proc.stderr
