@@ -122,3 +122,49 @@ class GeneratorConfig:
 
         payload = f"{GENERATOR_NAME}/{GENERATOR_VERSION}/{profile_digest()}/{self.to_json()}"
         return blake3.blake3(payload.encode()).hexdigest(length=8)
+
+
+VARIANTS_NAME = "jitsynth.variants"
+VARIANTS_VERSION = "1.0.0"
+
+
+def _default_operators() -> dict[str, float]:
+    # Relative weights of the mutation operators (synth.mutations.OPERATORS). Edits that keep
+    # the parent's builtin mix (constants, operators, locals) dominate so variants stay as
+    # realistic as their parents; type changes and helper inlining are rarer and more often
+    # rejected by Warp (float64 through float32-only builtins).
+    return {"constant": 3.0, "scale": 1.0, "binop": 1.5, "compare": 1.0, "builtin": 1.5, "loop_bound": 1.0, "dtype": 0.6,
+            "inline_local": 1.0, "extract_local": 1.0, "inline_helper": 0.6, "commute": 0.5, "splice": 1.0}
+
+
+OPERATOR_KEYS = tuple(_default_operators())
+
+
+@dataclass(frozen=True, slots=True)
+class VariantConfig:
+    """Knobs of ``--source variants:SPEC`` (the ``[variants]`` table of the config file)."""
+
+    min_mutations: int = 2  # accepted mutations per variant, drawn uniformly in [min, max]
+    max_mutations: int = 4
+    max_attempts: int = 12  # tries (accepted or rejected) per variant before giving up
+    parent_tries: int = 8  # parents drawn per seed until one builds on its own
+    operators: dict[str, float] = field(default_factory=_default_operators)
+
+    def validate(self) -> None:
+        problems = []
+        if not 1 <= self.min_mutations <= self.max_mutations:
+            problems.append("need 1 <= min_mutations <= max_mutations")
+        if self.max_attempts < self.max_mutations:
+            problems.append("max_attempts must be >= max_mutations")
+        if self.parent_tries < 1:
+            problems.append("parent_tries must be >= 1")
+        unknown = sorted(set(self.operators) - set(OPERATOR_KEYS))
+        if unknown:
+            problems.append(f"unknown operators {unknown}; known: {', '.join(OPERATOR_KEYS)}")
+        if any(w < 0 for w in self.operators.values()) or not any(self.operators.values()):
+            problems.append("operator weights must be >= 0 and not all 0")
+        if problems:
+            raise ValueError("variants config: " + "; ".join(problems))
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
