@@ -27,14 +27,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import blake3
+import msgspec
 
 from synth.canonical import canonical_key
 from synth.config import VARIANTS_NAME, VARIANTS_VERSION, VariantConfig
+from synth.extract import ExtractionError, extract_sources
 from synth.launch import Launch
 from synth.modinfo import decorator_name
 from synth.mutations import ONCE, OPERATORS, Site, closed_expressions, functions, richness
 from synth.quality import KernelQuality
 from synth.realism import safe_check
+from synth.record import GeneratorInfo, SourceInfo, VariantInfo
 
 
 class NoVariant(Exception):
@@ -50,6 +53,7 @@ class Parent:
     source: str
     block_dim: int | None = None  # tile kernels: the launch's block size (CUDA codegen needs it)
     provenance: dict = field(default_factory=dict)  # the record's metadata.source
+    backward: bool = True  # False: built with enable_backward=False (its record has no adjoint)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +85,8 @@ def parent_from_record(record: dict) -> Parent | None:
     except (SyntaxError, KeyError, TypeError, ValueError):
         return None
     provenance = dict(record.get("metadata", {}).get("source") or {})
-    return Parent(record["id"], record["kernel_name"], source, provenance.get("block_dim"), provenance)
+    backward = bool((record.get("cpu") or {}).get("backward", "x"))
+    return Parent(record["id"], record["kernel_name"], source, provenance.get("block_dim"), provenance, backward)
 
 
 def corpus_hash(parents: list[Parent]) -> str:
@@ -231,8 +236,17 @@ class SourcedKernel:
     launch: Launch | None
     generator: tuple[str, str, str]  # (name, version, config_hash)
     origin: str
-    provenance: dict
-    variant: dict
+    provenance: dict  # the parent record's metadata.source
+    variant: dict  # VariantInfo's fields
+    backward: bool = True  # the parent's: False when Warp emits no adjoint for it
+
+    def metadata(self) -> dict:
+        """The record metadata fields saying where this kernel came from."""
+        out = {"generator": GeneratorInfo(*self.generator), "origin": self.origin,
+               "variant": msgspec.convert(self.variant, VariantInfo)}
+        if self.provenance:
+            out["source"] = msgspec.convert(self.provenance, SourceInfo)
+        return out
 
 
 class VariantSource:
@@ -274,7 +288,8 @@ class VariantSource:
         info = {"parent": v.parent.id, "parent_kernel": v.parent.kernel_name, "mutations": list(v.mutations),
                 "rejected": [list(r) for r in v.rejected]}
         return SourcedKernel(seed, v.parent.kernel_name, v.source, helpers, structs, launch,
-                             (VARIANTS_NAME, VARIANTS_VERSION, self.config_hash), "variant", v.parent.provenance, info)
+                             (VARIANTS_NAME, VARIANTS_VERSION, self.config_hash), "variant", v.parent.provenance, info,
+                             v.parent.backward)
 
     def _builds(self, parent: Parent) -> bool:
         if parent.id not in self._usable:
@@ -282,14 +297,21 @@ class VariantSource:
         return self._usable[parent.id]
 
     def _check(self, parent: Parent, source: str) -> str | None:
-        """Warp's CPU and CUDA codegen of ``source`` (as the record will be built), or why it failed."""
+        """Warp's CPU and CUDA codegen of ``source`` and the extraction of its forward and
+        backward, as the worker will build the record, or why that failed."""
         from synth import warp_adapter
 
         self._counter += 1
         name = f"jitsynth_variant_{os.getpid()}_{self._counter}"
         try:
             with warp_adapter.KernelModule(source, name, filename=f"{parent.kernel_name}.py") as module:
-                module.codegen(block_dim=parent.block_dim)
+                sources = module.codegen(block_dim=parent.block_dim)
         except Exception as exc:  # noqa: BLE001 - whatever Warp (or exec) raises rejects the mutation
             return f"codegen: {type(exc).__name__}"
+        helpers, structs = helper_and_struct_names(source)
+        try:
+            extract_sources(sources.cpu, sources.cuda, parent.kernel_name, (parent.kernel_name, *helpers, *structs),
+                            parent.backward)
+        except ExtractionError:
+            return "extract: kernel not found in the generated code"
         return None
