@@ -131,19 +131,33 @@ def constant(tree: ast.Module, rng: random.Random, site: Site) -> str | None:
 
 def scale(tree: ast.Module, rng: random.Random, site: Site) -> str | None:
     """The value an array store (or a helper's return) writes scaled by a literal gain, as
-    real code applies gains, time steps and weights; Warp rejects it where the type is an
-    integer or wider than float32 literals allow."""
-    sites = [n for _, n in _body_nodes(tree) if isinstance(n, (ast.Assign, ast.AugAssign, ast.Return))
-             and n.value is not None and not isinstance(n.value, (ast.Constant, ast.Tuple))
-             and (isinstance(n, ast.Return) or isinstance(n, ast.Assign) and len(n.targets) == 1
-                  and isinstance(n.targets[0], ast.Subscript) or isinstance(n, ast.AugAssign)
-                  and isinstance(n.target, ast.Subscript))]
+    real code applies gains, time steps and weights: an integer gain into an integer array,
+    a gain of the array's precision into a float64/float16 one (Warp does not mix them)."""
+    sites = []
+    for fn in functions(tree):
+        annotations = {a.arg: ast.unparse(a.annotation) if a.annotation else "" for a in fn.args.args}
+        for stmt in fn.body:
+            for n in ast.walk(stmt):
+                if not isinstance(n, (ast.Assign, ast.AugAssign, ast.Return)) or n.value is None \
+                        or isinstance(n.value, (ast.Constant, ast.Tuple)):
+                    continue
+                target = n.targets[0] if isinstance(n, ast.Assign) and len(n.targets) == 1 else getattr(n, "target", None)
+                if isinstance(n, ast.Return):
+                    sites.append((n, ""))
+                elif isinstance(target, ast.Subscript) and isinstance(target.value, ast.Name):
+                    sites.append((n, annotations.get(target.value.id, "")))
     if not sites:
         return None
-    node = rng.choice(sites)
-    gain = float(f"{2.0 ** rng.uniform(-3.0, 3.0):.3g}")
-    node.value = ast.BinOp(node.value, ast.Mult(), ast.Constant(gain))
-    return f"scale: * {gain!r}"
+    node, annotation = rng.choice(sites)
+    if "int" in annotation:
+        gain: ast.expr = ast.Constant(rng.choice((2, 3, 4)))
+    else:
+        gain = ast.Constant(float(f"{2.0 ** rng.uniform(-3.0, 3.0):.3g}"))
+        for wide in ("float64", "float16"):
+            if wide in annotation:
+                gain = ast.Call(ast.Attribute(ast.Name("wp", ast.Load()), wide, ast.Load()), [gain], [])
+    node.value = ast.BinOp(node.value, ast.Mult(), gain)
+    return f"scale: * {ast.unparse(gain)}"
 
 
 def binop(tree: ast.Module, rng: random.Random, site: Site) -> str | None:
