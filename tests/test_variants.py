@@ -210,7 +210,7 @@ def test_run_variants_end_to_end_resumes_without_duplicates(corpus: Path, tmp_pa
 def test_report_shows_variants_beside_parents_with_the_operator_table(corpus: Path) -> None:
     proc = jitsynth("report", "--source", f"variants:{corpus}", "--seeds", "16", "--workers", "1", check=True)
     head = next(line for line in proc.stdout.splitlines() if line.startswith("quality and realism"))
-    assert head.split()[4:6] == ["variants", "real"] and str(corpus) in head
+    assert head.split()[5:7] == ["variants", "real"] and str(corpus) in head
     assert "builtin JSD" in proc.stdout
     table = proc.stdout[proc.stdout.index("mutation operator"):].splitlines()[1:]
     applied = {line.split()[0]: int(line.split()[1]) for line in table if line.strip()}
