@@ -207,6 +207,19 @@ def test_run_variants_end_to_end_resumes_without_duplicates(corpus: Path, tmp_pa
         assert meta["generator"]["name"] == "jitsynth.variants"
 
 
+def test_a_package_in_the_spec_is_ingested_first(corpus: Path, tmp_path: Path) -> None:
+    package = corpus.parent / "pkg"
+    state = tmp_path / "state"
+    jitsynth("run", "--source", f"variants:{package}", "--out", str(tmp_path / "out"), "--count", "6",
+             "--workers", "1", "--state-dir", str(state), check=True)
+    _, records = read_local_dataset(tmp_path / "out")
+    _, parents = read_local_dataset(corpus)
+    assert {r["metadata"]["variant"]["parent"] for r in records} <= {p["id"] for p in parents}
+    assert len(records) == 6 and all(r["metadata"]["origin"] == "variant" for r in records)
+    ingested = next((state / "parents").iterdir())
+    assert sorted(r["id"] for r in read_local_dataset(ingested)[1]) == sorted(p["id"] for p in parents)
+
+
 def test_report_shows_variants_beside_parents_with_the_operator_table(corpus: Path) -> None:
     proc = jitsynth("report", "--source", f"variants:{corpus}", "--seeds", "16", "--workers", "1", check=True)
     head = next(line for line in proc.stdout.splitlines() if line.startswith("quality and realism"))
@@ -218,7 +231,7 @@ def test_report_shows_variants_beside_parents_with_the_operator_table(corpus: Pa
 
 
 @pytest.mark.parametrize(("source", "message"), [
-    ("variants:/nonexistent/parents", "no dataset at /nonexistent/parents; ingest real kernels first"),
+    ("variants:/nonexistent/parents", "no dataset at /nonexistent/parents and no package or path of that name"),
     ("bogus", "use 'generator' or 'variants:DATASET"),
     ("variants:", "use 'generator' or 'variants:DATASET"),
 ])
