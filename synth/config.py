@@ -51,6 +51,17 @@ def _default_families() -> dict[str, float]:
 FAMILY_KEYS = tuple(_default_families())
 
 
+def weight_problems(weights: dict[str, float], known: tuple[str, ...], plural: str, singular: str) -> list[str]:
+    """What is wrong with a table of relative weights: unknown keys, negative or all-zero weights."""
+    problems = []
+    unknown = sorted(set(weights) - set(known))
+    if unknown:
+        problems.append(f"unknown {plural} {unknown}; known: {', '.join(known)}")
+    if any(w < 0 for w in weights.values()) or not any(weights.values()):
+        problems.append(f"{singular} weights must be >= 0 and not all 0")
+    return problems
+
+
 @dataclass(frozen=True, slots=True)
 class GeneratorConfig:
     min_statements: int = 4  # top-level statements of a medium kernel (before pruning dead ones)
@@ -96,16 +107,8 @@ class GeneratorConfig:
         unknown_groups = sorted(set(self.builtin_groups) - set(GROUP_KEYS))
         if unknown_groups:
             problems.append(f"unknown builtin_groups {unknown_groups}; known: {', '.join(GROUP_KEYS)}")
-        unknown = sorted(set(self.statement_weights) - set(_default_weights()))
-        if unknown:
-            problems.append(f"unknown statement kinds {unknown}; known: {', '.join(_default_weights())}")
-        if any(w < 0 for w in self.statement_weights.values()) or not any(self.statement_weights.values()):
-            problems.append("statement weights must be >= 0 and not all 0")
-        unknown_families = sorted(set(self.families) - set(FAMILY_KEYS))
-        if unknown_families:
-            problems.append(f"unknown families {unknown_families}; known: {', '.join(FAMILY_KEYS)}")
-        if any(w < 0 for w in self.families.values()) or not any(self.families.values()):
-            problems.append("family weights must be >= 0 and not all 0")
+        problems += weight_problems(self.statement_weights, tuple(_default_weights()), "statement kinds", "statement")
+        problems += weight_problems(self.families, FAMILY_KEYS, "families", "family")
         if problems:
             raise ValueError("generator config: " + "; ".join(problems))
 
@@ -158,11 +161,7 @@ class VariantConfig:
             problems.append("max_attempts must be >= max_mutations")
         if self.parent_tries < 1:
             problems.append("parent_tries must be >= 1")
-        unknown = sorted(set(self.operators) - set(OPERATOR_KEYS))
-        if unknown:
-            problems.append(f"unknown operators {unknown}; known: {', '.join(OPERATOR_KEYS)}")
-        if any(w < 0 for w in self.operators.values()) or not any(self.operators.values()):
-            problems.append("operator weights must be >= 0 and not all 0")
+        problems += weight_problems(self.operators, OPERATOR_KEYS, "operators", "operator")
         if problems:
             raise ValueError("variants config: " + "; ".join(problems))
 
