@@ -137,7 +137,8 @@ def _default_operators() -> dict[str, float]:
     # realistic as their parents; type changes and helper inlining are rarer and more often
     # rejected by Warp (float64 through float32-only builtins).
     return {"constant": 3.0, "scale": 1.0, "binop": 1.5, "compare": 1.0, "builtin": 1.5, "loop_bound": 1.0, "dtype": 0.6,
-            "inline_local": 1.0, "extract_local": 1.0, "inline_helper": 0.6, "commute": 0.5, "splice": 1.0}
+            "inline_local": 1.0, "extract_local": 1.0, "inline_helper": 0.6, "commute": 0.5, "splice": 1.0,
+            "specialise": 0.5}
 
 
 OPERATOR_KEYS = tuple(_default_operators())
@@ -151,6 +152,7 @@ class VariantConfig:
     max_mutations: int = 4
     max_attempts: int = 12  # tries (accepted or rejected) per variant before giving up
     parent_tries: int = 8  # parents drawn per seed until one builds on its own
+    fresh_literal: bool = True  # every variant gets a new literal (constant, scale) where its kernel has room
     operators: dict[str, float] = field(default_factory=_default_operators)
 
     def validate(self) -> None:

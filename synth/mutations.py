@@ -17,7 +17,7 @@ import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from synth.modinfo import decorator_name
+from synth.modinfo import MUTATORS, decorator_name
 
 # Builtins whose calls can trade names: every member takes and returns the same types.
 SWAP_CLASSES = (("sin", "cos"), ("asin", "acos"), ("sinh", "cosh"), ("floor", "ceil", "round", "trunc"),
@@ -110,9 +110,7 @@ def constant(tree: ast.Module, rng: random.Random, site: Site) -> str | None:
                 if not isinstance(node, ast.Constant) or isinstance(node.value, bool):
                     continue
                 up = parents.get(id(node))
-                if isinstance(node.value, float) and not _in_shape_context(node, parents):
-                    sites.append(node)
-                elif isinstance(node.value, int) and isinstance(up, (ast.BinOp, ast.Compare)) \
+                if isinstance(node.value, float) and not _in_shape_context(node, parents) or isinstance(node.value, int) and isinstance(up, (ast.BinOp, ast.Compare)) \
                         and not _in_shape_context(node, parents):
                     sites.append(node)
     if not sites:
@@ -130,14 +128,18 @@ def constant(tree: ast.Module, rng: random.Random, site: Site) -> str | None:
 
 
 def scale(tree: ast.Module, rng: random.Random, site: Site) -> str | None:
-    """The value an array store (or a helper's return) writes scaled by a literal gain, as
-    real code applies gains, time steps and weights: an integer gain into an integer array,
-    a gain of the array's precision into a float64/float16 one (Warp does not mix them)."""
-    sites = []
+    """The value an array store, a ``wp.tile_store`` or a helper's return writes, scaled by a
+    literal gain, as real code applies gains, time steps and weights: an integer gain into an
+    integer array, a gain of the array's precision into a float64/float16 one (Warp does not
+    mix them)."""
+    sites: list[tuple[ast.AST, str]] = []  # (node whose .value, or tile_store call whose 2nd arg, is scaled; array type)
     for fn in functions(tree):
         annotations = {a.arg: ast.unparse(a.annotation) if a.annotation else "" for a in fn.args.args}
         for stmt in fn.body:
             for n in ast.walk(stmt):
+                if isinstance(n, ast.Call) and _call_name(n) == "tile_store" and len(n.args) >= 2 \
+                        and isinstance(n.args[0], ast.Name):
+                    sites.append((n, annotations.get(n.args[0].id, "")))
                 if not isinstance(n, (ast.Assign, ast.AugAssign, ast.Return)) or n.value is None \
                         or isinstance(n.value, (ast.Constant, ast.Tuple)):
                     continue
@@ -150,13 +152,16 @@ def scale(tree: ast.Module, rng: random.Random, site: Site) -> str | None:
         return None
     node, annotation = rng.choice(sites)
     if "int" in annotation:
-        gain: ast.expr = ast.Constant(rng.choice((2, 3, 4)))
+        gain: ast.expr = ast.Constant(rng.randint(2, 9))
     else:
         gain = ast.Constant(float(f"{2.0 ** rng.uniform(-3.0, 3.0):.3g}"))
         for wide in ("float64", "float16"):
             if wide in annotation:
                 gain = ast.Call(ast.Attribute(ast.Name("wp", ast.Load()), wide, ast.Load()), [gain], [])
-    node.value = ast.BinOp(node.value, ast.Mult(), gain)
+    if isinstance(node, ast.Call):
+        node.args[1] = ast.BinOp(node.args[1], ast.Mult(), gain)
+    else:
+        node.value = ast.BinOp(node.value, ast.Mult(), gain)
     return f"scale: * {ast.unparse(gain)}"
 
 
@@ -299,10 +304,10 @@ def _stores(fn: ast.FunctionDef) -> dict[str, int]:
             for sub in ast.walk(t):
                 if isinstance(sub, ast.Name):
                     counts[sub.id] = counts.get(sub.id, 0) + 1
-        if isinstance(node, ast.Call):  # in-place builtins (rand state, transform_set_*) update their first arg
-            if node.args and isinstance(node.args[0], ast.Name) and _call_name(node).startswith(
-                    ("rand", "sample", "transform_set", "poisson", "noise")):
-                counts[node.args[0].id] = counts.get(node.args[0].id, 0) + 1
+        # in-place builtins (rand state, transform_set_*) update their first argument
+        if isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Name) \
+                and MUTATORS.match(_call_name(node)):
+            counts[node.args[0].id] = counts.get(node.args[0].id, 0) + 1
     return counts
 
 
@@ -432,6 +437,31 @@ def commute(tree: ast.Module, rng: random.Random, site: Site) -> str | None:
     return f"commute: {ast.unparse(node)[:60]}"
 
 
+def specialise(tree: ast.Module, rng: random.Random, site: Site) -> str | None:
+    """A branch duplicated into its missing ``else`` and the copy specialised: one float
+    literal of it scaled, or one ``+``/``-`` of it traded (both branches stay well formed in
+    the same scope, so the duplicate is as valid and as race-free as the original)."""
+    sites = [n for _, n in _body_nodes(tree) if isinstance(n, ast.If) and not n.orelse
+             and not any(isinstance(m, (ast.Return, ast.Break, ast.Continue)) for m in ast.walk(n))]
+    if not sites:
+        return None
+    branch = rng.choice(sites)
+    copy_body = copy.deepcopy(branch.body)
+    literals = [m for st in copy_body for m in ast.walk(st) if isinstance(m, ast.Constant)
+                and isinstance(m.value, float) and not isinstance(m.value, bool)]
+    ops = [m for st in copy_body for m in ast.walk(st) if isinstance(m, ast.BinOp) and isinstance(m.op, (ast.Add, ast.Sub))]
+    if literals:
+        lit = rng.choice(literals)
+        lit.value = float(f"{lit.value * 2.0 ** rng.uniform(-2.0, 2.0):.3g}") if lit.value else 0.5
+    elif ops:
+        op = rng.choice(ops)
+        op.op = ast.Sub() if isinstance(op.op, ast.Add) else ast.Add()
+    else:
+        return None
+    branch.orelse = copy_body
+    return f"specialise: else branch of `if {ast.unparse(branch.test)[:40]}`"
+
+
 def _closed(node: ast.AST) -> bool:
     """A ``wp.*`` constructor call of literals only (no locals): meaningful in any kernel."""
     return isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and not node.keywords and all(
@@ -456,10 +486,11 @@ def splice(tree: ast.Module, rng: random.Random, site: Site) -> str | None:
 
 
 ONCE = ("dtype",)  # operators applied at most once per variant
+FRESH = ("constant", "scale")  # operators that write a new literal (many values, so rarely one seen before)
 OPERATORS: dict[str, Callable[[ast.Module, random.Random, Site], str | None]] = {
     "constant": constant, "scale": scale, "binop": binop, "compare": compare, "builtin": builtin, "loop_bound": loop_bound,
     "dtype": dtype, "inline_local": inline_local, "extract_local": extract_local, "inline_helper": inline_helper,
-    "commute": commute, "splice": splice,
+    "commute": commute, "splice": splice, "specialise": specialise,
 }
 
 

@@ -34,7 +34,15 @@ from synth.config import VARIANTS_NAME, VARIANTS_VERSION, VariantConfig
 from synth.extract import ExtractionError, extract_sources
 from synth.launch import Launch
 from synth.modinfo import decorator_name
-from synth.mutations import ONCE, OPERATORS, Site, closed_expressions, functions, richness
+from synth.mutations import (
+    FRESH,
+    ONCE,
+    OPERATORS,
+    Site,
+    closed_expressions,
+    functions,
+    richness,
+)
 from synth.quality import KernelQuality
 from synth.realism import safe_check
 from synth.record import GeneratorInfo, SourceInfo, VariantInfo
@@ -164,8 +172,14 @@ def _mutations(parent: Parent, wanted: int, rng: random.Random, cfg: VariantConf
     applied: list[str] = []
     barren: list[str] = []
     tries = 0
-    while tries < cfg.max_attempts and len(applied) < wanted:
-        live = [n for n in names if n not in barren]
+    while tries < cfg.max_attempts:
+        # Discrete edits alone (operator swaps, inlining, precision) give a small kernel only a
+        # handful of distinct variants; with fresh_literal, a variant also gets a new literal
+        # (constant or scale) when its kernel has a place for one.
+        fresh = cfg.fresh_literal and not any(a.split(":", 1)[0] in FRESH for a in applied)
+        if len(applied) >= wanted and not fresh:
+            break
+        live = [n for n in names if n not in barren and (len(applied) < wanted or n in FRESH)]
         if not live:
             break
         op = rng.choices(live, [cfg.operators[n] for n in live])[0]

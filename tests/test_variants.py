@@ -72,7 +72,7 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root / "parents"
 
 
-def _source(corpus: Path, **knobs: object):  # noqa: ANN202
+def _source(corpus: Path, **knobs: object):
     from stream.sources import read_parents
     from synth import warp_adapter
     from synth.config import VariantConfig
@@ -90,7 +90,8 @@ def _defects(source: str, kernel: str) -> tuple[int, ...]:
 
 
 @pytest.mark.parametrize("operator", ["constant", "scale", "binop", "compare", "builtin", "loop_bound", "dtype",
-                                      "inline_local", "extract_local", "inline_helper", "commute", "splice"])
+                                      "inline_local", "extract_local", "inline_helper", "commute", "splice",
+                                      "specialise"])
 def test_each_operator_gives_valid_warp_that_keeps_the_contracts(corpus: Path, operator: str) -> None:
     from synth.canonical import canonical_key
     from synth.config import GeneratorConfig
@@ -170,7 +171,7 @@ def test_a_variant_differs_from_every_parent_and_is_no_worse(corpus: Path, seed:
 _SOURCES: dict[Path, object] = {}
 
 
-def _cached_source(corpus: Path):  # noqa: ANN202 - one source per corpus (hypothesis runs the test many times)
+def _cached_source(corpus: Path):
     if corpus not in _SOURCES:
         _SOURCES[corpus] = _source(corpus)
     return _SOURCES[corpus]
