@@ -152,7 +152,9 @@ class VariantConfig:
     max_mutations: int = 4
     max_attempts: int = 12  # tries (accepted or rejected) per variant before giving up
     parent_tries: int = 8  # parents drawn per seed until one builds on its own
-    fresh_literal: bool = True  # every variant gets a new literal (constant, scale) where its kernel has room
+    # every variant gets a new literal (constant, scale) where its kernel has room: one mutation
+    # beyond max_mutations when none of the drawn ones wrote a literal
+    fresh_literal: bool = True
     operators: dict[str, float] = field(default_factory=_default_operators)
 
     def validate(self) -> None:

@@ -155,8 +155,10 @@ def mutate(seed: int, parents: list[Parent], cfg: VariantConfig, check: Callable
 
 
 def parent_weights(parents: list[Parent]) -> list[int]:
-    """Draw weights: ``synth.mutations.richness`` plus one (every parent can be drawn)."""
-    return [1 + richness(p.source) for p in parents]
+    """Draw weights: ``synth.mutations.richness`` (a parent with no place to edit but its precision
+    is not drawn: it could only give the same one or two variants again), all 1 if none has any."""
+    weights = [richness(p.source) for p in parents]
+    return weights if any(weights) else [1] * len(parents)
 
 
 def _mutations(parent: Parent, wanted: int, rng: random.Random, cfg: VariantConfig,

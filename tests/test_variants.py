@@ -162,7 +162,11 @@ def test_a_variant_differs_from_every_parent_and_is_no_worse(corpus: Path, seed:
         return
     keys = {canonical_key(p.source) for p in source.parents}
     assert canonical_key(variant.source) not in keys
-    assert source.cfg.min_mutations <= len(variant.mutations) <= source.cfg.max_mutations
+    cfg = source.cfg
+    assert 1 <= len(variant.mutations) <= cfg.max_mutations + cfg.fresh_literal
+    if len(variant.mutations) > cfg.max_mutations:  # the one extra is the fresh literal, and only it
+        assert variant.mutations[-1].split(":")[0] in ("constant", "scale")
+        assert not any(m.split(":")[0] in ("constant", "scale") for m in variant.mutations[:-1])
     before = _defects(variant.parent.source, variant.parent.kernel_name)
     assert all(a <= b for a, b in zip(_defects(variant.source, variant.parent.kernel_name), before, strict=True))
     assert source.variant(seed) == variant  # pure: asking again gives the same variant
