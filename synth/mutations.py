@@ -1,4 +1,6 @@
-"""Mutation operators of the variants source: pure AST edits of a real Warp module.
+"""Expression-level mutation operators of the variants source: pure AST edits of a real Warp
+module (literals, operators, builtins, loop bounds, precision), and the helpers that
+``synth.restructure`` (statement-level operators) shares.
 
 Each operator takes the parsed module (edited in place), a seeded ``random.Random`` and the
 ``Site`` context, and returns a one-line description of what it changed, or None when the
@@ -14,10 +16,10 @@ from __future__ import annotations
 import ast
 import copy
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from synth.modinfo import MUTATORS, decorator_name
+from synth.modinfo import decorator_name
 
 # Builtins whose calls can trade names: every member takes and returns the same types.
 SWAP_CLASSES = (("sin", "cos"), ("asin", "acos"), ("sinh", "cosh"), ("floor", "ceil", "round", "trunc"),
@@ -30,7 +32,7 @@ _BINOP_SWAPS = {ast.Add: ast.Sub, ast.Sub: ast.Add, ast.Mult: ast.Div, ast.Div: 
 _COMPARE_SWAPS = {ast.Lt: (ast.LtE, ast.Gt), ast.LtE: (ast.Lt, ast.GtE), ast.Gt: (ast.GtE, ast.Lt),
                   ast.GtE: (ast.Gt, ast.LtE), ast.Eq: (ast.NotEq,), ast.NotEq: (ast.Eq,)}
 # Precision families, by position: float32, float64, float16.
-_PRECISION = (("float32", "float64", "float16"), ("vec2", "vec2d", "vec2h"), ("vec3", "vec3d", "vec3h"),
+PRECISION = (("float32", "float64", "float16"), ("vec2", "vec2d", "vec2h"), ("vec3", "vec3d", "vec3h"),
               ("vec4", "vec4d", "vec4h"), ("vec2f", "vec2d", "vec2h"), ("vec3f", "vec3d", "vec3h"),
               ("vec4f", "vec4d", "vec4h"), ("mat22", "mat22d", "mat22h"), ("mat33", "mat33d", "mat33h"),
               ("mat44", "mat44d", "mat44h"), ("mat22f", "mat22d", "mat22h"), ("mat33f", "mat33d", "mat33h"),
@@ -40,10 +42,6 @@ _PRECISION = (("float32", "float64", "float16"), ("vec2", "vec2d", "vec2h"), ("v
               ("spatial_vectorf", "spatial_vectord", "spatial_vectorh"))
 # Calls whose integer arguments are shapes, sizes or indices (changing them breaks the kernel).
 _SHAPE_CALLS = ("tile", "vec", "mat", "vector", "matrix", "zeros", "array", "constant", "types", "tid")
-_NO_EXTRACT = ("tid", "tile", "atomic", "rand", "sample", "print", "expect", "mesh", "bvh", "hash_grid",
-               "volume", "lower_bound", "select", "where", "static", "address", "view", "len")
-
-
 @dataclass(frozen=True, slots=True)
 class Site:
     """What operators may read besides the module: expressions of the other parents."""
@@ -52,23 +50,13 @@ class Site:
     closed: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
-def closed_expressions(sources: list[str]) -> dict[str, tuple[str, ...]]:
-    """The splice index of a corpus: every closed constructor expression, by constructor."""
-    out: dict[str, dict[str, None]] = {}
-    for source in sources:
-        for _, node in _body_nodes(ast.parse(source)):
-            if _closed(node):
-                out.setdefault(ast.dump(node.func), {}).setdefault(ast.unparse(node))
-    return {head: tuple(exprs) for head, exprs in out.items()}
-
-
 def functions(tree: ast.Module) -> list[ast.FunctionDef]:
     """The ``@wp.kernel`` and ``@wp.func`` definitions, in source order."""
     return [n for n in tree.body if isinstance(n, ast.FunctionDef)
             and any(decorator_name(d) in ("kernel", "func") for d in n.decorator_list)]
 
 
-def _parents(fn: ast.FunctionDef) -> dict[int, ast.AST]:
+def parent_map(fn: ast.FunctionDef) -> dict[int, ast.AST]:
     return {id(child): node for node in ast.walk(fn) for child in ast.iter_child_nodes(node)}
 
 
@@ -80,7 +68,7 @@ def _in_shape_context(node: ast.AST, parents: dict[int, ast.AST]) -> bool:
             return True
         if isinstance(up, ast.AnnAssign) and child is up.annotation:
             return True
-        if isinstance(up, ast.Call) and _call_name(up).startswith(_SHAPE_CALLS):
+        if isinstance(up, ast.Call) and call_name(up).startswith(_SHAPE_CALLS):
             return True
         if isinstance(up, ast.For) and child is up.iter:
             return True  # loop bounds: their own operator
@@ -88,12 +76,12 @@ def _in_shape_context(node: ast.AST, parents: dict[int, ast.AST]) -> bool:
     return False
 
 
-def _call_name(call: ast.AST) -> str:
+def call_name(call: ast.AST) -> str:
     f = getattr(call, "func", None)
     return f.attr if isinstance(f, ast.Attribute) else getattr(f, "id", "")
 
 
-def _body_nodes(tree: ast.Module) -> Iterator[tuple[ast.FunctionDef, ast.AST]]:
+def body_nodes(tree: ast.Module) -> Iterator[tuple[ast.FunctionDef, ast.AST]]:
     for fn in functions(tree):
         for stmt in fn.body:
             for node in ast.walk(stmt):
@@ -104,7 +92,7 @@ def constant(tree: ast.Module, rng: random.Random, site: Site) -> str | None:
     """A float literal scaled, or an integer operand of arithmetic or a comparison moved by one."""
     sites = []
     for fn in functions(tree):
-        parents = _parents(fn)
+        parents = parent_map(fn)
         for stmt in fn.body:
             for node in ast.walk(stmt):
                 if not isinstance(node, ast.Constant) or isinstance(node.value, bool):
@@ -137,7 +125,7 @@ def scale(tree: ast.Module, rng: random.Random, site: Site) -> str | None:
         annotations = {a.arg: ast.unparse(a.annotation) if a.annotation else "" for a in fn.args.args}
         for stmt in fn.body:
             for n in ast.walk(stmt):
-                if isinstance(n, ast.Call) and _call_name(n) == "tile_store" and len(n.args) >= 2 \
+                if isinstance(n, ast.Call) and call_name(n) == "tile_store" and len(n.args) >= 2 \
                         and isinstance(n.args[0], ast.Name):
                     sites.append((n, annotations.get(n.args[0].id, "")))
                 if not isinstance(n, (ast.Assign, ast.AugAssign, ast.Return)) or n.value is None \
@@ -167,7 +155,7 @@ def scale(tree: ast.Module, rng: random.Random, site: Site) -> str | None:
 
 def binop(tree: ast.Module, rng: random.Random, site: Site) -> str | None:
     """``+`` and ``-`` traded, or ``*`` and ``/`` when the right operand is a float scale."""
-    sites = [n for _, n in _body_nodes(tree) if isinstance(n, ast.BinOp) and type(n.op) in _BINOP_SWAPS
+    sites = [n for _, n in body_nodes(tree) if isinstance(n, ast.BinOp) and type(n.op) in _BINOP_SWAPS
              and (isinstance(n.op, (ast.Add, ast.Sub)) or isinstance(n.right, ast.Constant)
                   and isinstance(n.right.value, float) and n.right.value != 0.0)]
     if not sites:
@@ -180,7 +168,7 @@ def binop(tree: ast.Module, rng: random.Random, site: Site) -> str | None:
 
 def compare(tree: ast.Module, rng: random.Random, site: Site) -> str | None:
     """A comparison operator turned into its neighbour (strictness) or its mirror."""
-    sites = [n for _, n in _body_nodes(tree) if isinstance(n, ast.Compare) and len(n.ops) == 1
+    sites = [n for _, n in body_nodes(tree) if isinstance(n, ast.Compare) and len(n.ops) == 1
              and type(n.ops[0]) in _COMPARE_SWAPS]
     if not sites:
         return None
@@ -192,7 +180,7 @@ def compare(tree: ast.Module, rng: random.Random, site: Site) -> str | None:
 
 def builtin(tree: ast.Module, rng: random.Random, site: Site) -> str | None:
     """A ``wp.*`` builtin call swapped for another of its signature class (sin/cos, min/max ...)."""
-    sites = [n for _, n in _body_nodes(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
+    sites = [n for _, n in body_nodes(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
              and isinstance(n.func.value, ast.Name) and n.func.value.id == "wp" and n.func.attr in _SWAP]
     if not sites:
         return None
@@ -206,8 +194,8 @@ def loop_bound(tree: ast.Module, rng: random.Random, site: Site) -> str | None:
     """A constant ``range`` stop moved: down by one always, up by one only when the loop
     variable indexes nothing (a vector's or matrix's extent bounds an indexing loop)."""
     sites = []
-    for _, node in _body_nodes(tree):
-        if isinstance(node, ast.For) and isinstance(node.iter, ast.Call) and _call_name(node.iter) == "range" \
+    for _, node in body_nodes(tree):
+        if isinstance(node, ast.For) and isinstance(node.iter, ast.Call) and call_name(node.iter) == "range" \
                 and node.iter.args and isinstance(node.iter.args[-1 if len(node.iter.args) < 3 else 1], ast.Constant):
             stop = node.iter.args[-1 if len(node.iter.args) < 3 else 1]
             if isinstance(stop.value, int) and not isinstance(stop.value, bool):
@@ -232,7 +220,7 @@ def _precision_names(tree: ast.Module) -> dict[int, int]:
     found = {0: 0, 1: 0, 2: 0}
     for node in ast.walk(tree):
         if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "wp":
-            for fam in _PRECISION:
+            for fam in PRECISION:
                 if node.attr in fam:
                     found[fam.index(node.attr)] += 1
                     break
@@ -251,8 +239,8 @@ def dtype(tree: ast.Module, rng: random.Random, site: Site) -> str | None:
         return None
     old = used[0]
     new = rng.choice((1, 1, 2)) if old == 0 else 0
-    mapping = {fam[old]: fam[new] for fam in _PRECISION}
-    scalar = _PRECISION[0][new]
+    mapping = {fam[old]: fam[new] for fam in PRECISION}
+    scalar = PRECISION[0][new]
     parents = {id(c): n for n in ast.walk(tree) for c in ast.iter_child_nodes(n)}
     literals = []
     for node in ast.walk(tree):
@@ -273,11 +261,11 @@ def dtype(tree: ast.Module, rng: random.Random, site: Site) -> str | None:
             replacement: ast.expr = ast.Attribute(ast.Name("wp", ast.Load()), scalar, ast.Load())
         else:
             replacement = ast.Call(ast.Attribute(ast.Name("wp", ast.Load()), scalar, ast.Load()), [copy.copy(node)], [])
-        _replace_child(up, node, replacement)
-    return f"dtype: {_PRECISION[0][old]} -> {scalar}"
+        replace_child(up, node, replacement)
+    return f"dtype: {PRECISION[0][old]} -> {scalar}"
 
 
-def _replace_child(parent: ast.AST | None, old: ast.AST, new: ast.AST) -> None:
+def replace_child(parent: ast.AST | None, old: ast.AST, new: ast.AST) -> None:
     if parent is None:
         return
     for name, value in ast.iter_fields(parent):
@@ -291,144 +279,9 @@ def _replace_child(parent: ast.AST | None, old: ast.AST, new: ast.AST) -> None:
                     return
 
 
-def _stores(fn: ast.FunctionDef) -> dict[str, int]:
-    """Local name -> how many statements bind or update it (component writes included)."""
-    counts: dict[str, int] = {a.arg: 1 for a in fn.args.args}
-    for node in ast.walk(fn):
-        targets: list[ast.expr] = []
-        if isinstance(node, ast.Assign):
-            targets = node.targets
-        elif isinstance(node, (ast.AugAssign, ast.AnnAssign, ast.For)):
-            targets = [node.target]
-        for t in targets:
-            for sub in ast.walk(t):
-                if isinstance(sub, ast.Name):
-                    counts[sub.id] = counts.get(sub.id, 0) + 1
-        # in-place builtins (rand state, transform_set_*) update their first argument
-        if isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Name) \
-                and MUTATORS.match(_call_name(node)):
-            counts[node.args[0].id] = counts.get(node.args[0].id, 0) + 1
-    return counts
-
-
-def _pure(expr: ast.expr) -> bool:
-    return not any(isinstance(n, ast.Call) and _call_name(n).startswith(_NO_EXTRACT) for n in ast.walk(expr)) \
-        and not any(isinstance(n, (ast.NamedExpr, ast.Lambda, ast.IfExp, ast.BoolOp)) for n in ast.walk(expr))
-
-
-def inline_local(tree: ast.Module, rng: random.Random, site: Site) -> str | None:
-    """Delete a local's only assignment and repair its uses: each read gets the assigned
-    expression (which reads only names never rebound, so the value is the same)."""
-    sites = []
-    for fn in functions(tree):
-        stores = _stores(fn)
-        for body in _bodies(fn):
-            for stmt in body:
-                if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name) \
-                        and stores.get(stmt.targets[0].id) == 1 and _pure(stmt.value) \
-                        and all(stores.get(n.id, 0) <= 1 for n in ast.walk(stmt.value) if isinstance(n, ast.Name)):
-                    name = stmt.targets[0].id
-                    uses = [n for n in ast.walk(fn) if isinstance(n, ast.Name) and n.id == name
-                            and isinstance(n.ctx, ast.Load)]
-                    if 1 <= len(uses) <= 3:
-                        sites.append((fn, body, stmt, uses))
-    if not sites:
-        return None
-    fn, body, stmt, uses = rng.choice(sites)
-    parents = _parents(fn)
-    for use in uses:
-        _replace_child(parents.get(id(use)), use, copy.deepcopy(stmt.value))
-    body.remove(stmt)
-    return f"inline_local: {stmt.targets[0].id} = {ast.unparse(stmt.value)[:60]}"
-
-
-def _bodies(fn: ast.FunctionDef) -> list[list[ast.stmt]]:
-    out = [fn.body]
-    for node in ast.walk(fn):
-        for name in ("body", "orelse"):
-            block = getattr(node, name, None)
-            if node is not fn and isinstance(block, list) and block and isinstance(block[0], ast.stmt):
-                out.append(block)
-    return out
-
-
-def extract_local(tree: ast.Module, rng: random.Random, site: Site) -> str | None:
-    """A sub-expression of a simple statement outlined into a new local just before it."""
-    sites = []
-    for fn in functions(tree):
-        taken = {n.id for n in ast.walk(fn) if isinstance(n, ast.Name)} | {a.arg for a in fn.args.args}
-        for body in _bodies(fn):
-            for stmt in body:
-                if not isinstance(stmt, (ast.Assign, ast.AugAssign, ast.Return)) or stmt.value is None:
-                    continue
-                for node in ast.walk(stmt.value):
-                    if node is not stmt.value and isinstance(node, (ast.BinOp, ast.Call)) and _pure(node) \
-                            and not _call_name(node).startswith(("range", "float", "int")) \
-                            and not (isinstance(node, ast.Call) and _call_name(node) in _PRECISION_NAMES):
-                        sites.append((fn, body, stmt, node, taken))
-    if not sites:
-        return None
-    fn, body, stmt, node, taken = rng.choice(sites)
-    name = next(n for n in (*_LOCAL_NAMES, *(f"tmp{i}" for i in range(100))) if n not in taken)
-    parents = {id(c): p for p in ast.walk(stmt) for c in ast.iter_child_nodes(p)}
-    _replace_child(parents.get(id(node)), node, ast.Name(name, ast.Load()))
-    body.insert(body.index(stmt), ast.Assign([ast.Name(name, ast.Store())], node, lineno=0))
-    return f"extract_local: {name} = {ast.unparse(node)[:60]}"
-
-
-_LOCAL_NAMES = ("t", "s", "d", "v", "a", "b", "w", "r", "val", "tmp")
-_PRECISION_NAMES = frozenset(n for fam in _PRECISION for n in fam)
-
-
-def inline_helper(tree: ast.Module, rng: random.Random, site: Site) -> str | None:
-    """A call of a one-expression ``@wp.func`` replaced by that expression with the call's
-    arguments substituted; the helper goes when nothing calls it any more."""
-    helpers = {}
-    for fn in functions(tree):
-        names = [d for d in fn.decorator_list if decorator_name(d) == "func"]
-        body = [s for s in fn.body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))]
-        if names and len(body) == 1 and isinstance(body[0], ast.Return) and body[0].value is not None \
-                and not fn.args.defaults and not fn.args.vararg and sum(f.name == fn.name for f in functions(tree)) == 1:
-            helpers[fn.name] = (fn, body[0].value)
-    sites = []
-    for fn in functions(tree):
-        for node in ast.walk(fn):
-            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in helpers \
-                    and node.func.id != fn.name and not node.keywords:
-                helper, expr = helpers[node.func.id]
-                if len(node.args) == len(helper.args.args) and all(
-                        isinstance(a, (ast.Name, ast.Constant)) or _uses(expr, p.arg) <= 1
-                        for a, p in zip(node.args, helper.args.args, strict=True)):
-                    sites.append((fn, node))
-    if not sites:
-        return None
-    fn, call = rng.choice(sites)
-    helper, expr = helpers[call.func.id]
-    mapping = {p.arg: a for p, a in zip(helper.args.args, call.args, strict=True)}
-    inlined = _Substitute(mapping).visit(copy.deepcopy(expr))
-    _replace_child(_parents(fn).get(id(call)), call, inlined)
-    if not any(isinstance(n, ast.Name) and n.id == helper.name for n in ast.walk(tree)):
-        tree.body.remove(helper)
-    return f"inline_helper: {helper.name}"
-
-
-def _uses(expr: ast.AST, name: str) -> int:
-    return sum(isinstance(n, ast.Name) and n.id == name for n in ast.walk(expr))
-
-
-class _Substitute(ast.NodeTransformer):
-    def __init__(self, mapping: dict[str, ast.expr]) -> None:
-        self.mapping = mapping
-
-    def visit_Name(self, node: ast.Name) -> ast.AST:
-        if node.id in self.mapping:
-            return copy.deepcopy(self.mapping[node.id])
-        return node
-
-
 def commute(tree: ast.Module, rng: random.Random, site: Site) -> str | None:
     """The operands of an addition swapped (addition commutes for every Warp type)."""
-    sites = [n for _, n in _body_nodes(tree) if isinstance(n, ast.BinOp) and isinstance(n.op, ast.Add)
+    sites = [n for _, n in body_nodes(tree) if isinstance(n, ast.BinOp) and isinstance(n.op, ast.Add)
              and ast.dump(n.left) != ast.dump(n.right)]
     if not sites:
         return None
@@ -437,61 +290,8 @@ def commute(tree: ast.Module, rng: random.Random, site: Site) -> str | None:
     return f"commute: {ast.unparse(node)[:60]}"
 
 
-def specialise(tree: ast.Module, rng: random.Random, site: Site) -> str | None:
-    """A branch duplicated into its missing ``else`` and the copy specialised: one float
-    literal of it scaled, or one ``+``/``-`` of it traded (both branches stay well formed in
-    the same scope, so the duplicate is as valid and as race-free as the original)."""
-    sites = [n for _, n in _body_nodes(tree) if isinstance(n, ast.If) and not n.orelse
-             and not any(isinstance(m, (ast.Return, ast.Break, ast.Continue)) for m in ast.walk(n))]
-    if not sites:
-        return None
-    branch = rng.choice(sites)
-    copy_body = copy.deepcopy(branch.body)
-    literals = [m for st in copy_body for m in ast.walk(st) if isinstance(m, ast.Constant)
-                and isinstance(m.value, float) and not isinstance(m.value, bool)]
-    ops = [m for st in copy_body for m in ast.walk(st) if isinstance(m, ast.BinOp) and isinstance(m.op, (ast.Add, ast.Sub))]
-    if literals:
-        lit = rng.choice(literals)
-        lit.value = float(f"{lit.value * 2.0 ** rng.uniform(-2.0, 2.0):.3g}") if lit.value else 0.5
-    elif ops:
-        op = rng.choice(ops)
-        op.op = ast.Sub() if isinstance(op.op, ast.Add) else ast.Add()
-    else:
-        return None
-    branch.orelse = copy_body
-    return f"specialise: else branch of `if {ast.unparse(branch.test)[:40]}`"
-
-
-def _closed(node: ast.AST) -> bool:
-    """A ``wp.*`` constructor call of literals only (no locals): meaningful in any kernel."""
-    return isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and not node.keywords and all(
-        isinstance(n, (ast.Constant, ast.UnaryOp, ast.unaryop, ast.Call, ast.Attribute, ast.Load, ast.expr_context))
-        or isinstance(n, ast.Name) and n.id == "wp" for n in ast.walk(node)) and bool(node.args)
-
-
-def splice(tree: ast.Module, rng: random.Random, site: Site) -> str | None:
-    """A closed constructor expression (``wp.vec3(0.0, 1.0, 0.0)``) replaced by one of the same
-    constructor from another real kernel (so of the same type)."""
-    targets = [n for _, n in _body_nodes(tree) if _closed(n)]
-    if not targets:
-        return None
-    target = rng.choice(targets)
-    mine = ast.unparse(target)
-    found = [e for e in site.closed.get(ast.dump(target.func), ()) if e != mine]
-    found = [e for e in found if len(ast.parse(e, mode="eval").body.args) == len(target.args)]
-    if not found:
-        return None
-    target.args = ast.parse(rng.choice(found), mode="eval").body.args
-    return f"splice: {mine[:40]} -> {ast.unparse(target)[:40]}"
-
-
 ONCE = ("dtype",)  # operators applied at most once per variant
 FRESH = ("constant", "scale")  # operators that write a new literal (many values, so rarely one seen before)
-OPERATORS: dict[str, Callable[[ast.Module, random.Random, Site], str | None]] = {
-    "constant": constant, "scale": scale, "binop": binop, "compare": compare, "builtin": builtin, "loop_bound": loop_bound,
-    "dtype": dtype, "inline_local": inline_local, "extract_local": extract_local, "inline_helper": inline_helper,
-    "commute": commute, "splice": splice, "specialise": specialise,
-}
 
 
 def richness(source: str) -> int:
@@ -500,9 +300,9 @@ def richness(source: str) -> int:
     draw, so kernels with one or two editable spots (which could only give the same few
     variants again and again) are drawn less often than kernels with many."""
     count = 0
-    for _, node in _body_nodes(ast.parse(source)):
+    for _, node in body_nodes(ast.parse(source)):
         if isinstance(node, ast.Constant) and isinstance(node.value, float) or isinstance(node, (ast.BinOp, ast.Compare)) \
-                or isinstance(node, ast.Call) and _call_name(node) in _SWAP or isinstance(node, (ast.Assign, ast.AugAssign, ast.For)):
+                or isinstance(node, ast.Call) and call_name(node) in _SWAP or isinstance(node, (ast.Assign, ast.AugAssign, ast.For)):
             count += 1
     return min(count, RICHNESS_CAP)
 

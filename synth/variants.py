@@ -29,23 +29,26 @@ from dataclasses import dataclass, field
 import blake3
 import msgspec
 
+from synth import mutations, restructure
 from synth.canonical import canonical_key
 from synth.config import VARIANTS_NAME, VARIANTS_VERSION, VariantConfig
 from synth.extract import ExtractionError, extract_sources
 from synth.launch import Launch
 from synth.modinfo import decorator_name
-from synth.mutations import (
-    FRESH,
-    ONCE,
-    OPERATORS,
-    Site,
-    closed_expressions,
-    functions,
-    richness,
-)
+from synth.mutations import FRESH, ONCE, Site, functions, richness
 from synth.quality import KernelQuality
 from synth.realism import safe_check
 from synth.record import GeneratorInfo, SourceInfo, VariantInfo
+from synth.restructure import closed_expressions
+
+# Operator name -> operator, in the order VariantConfig.operators lists them (draws follow it).
+OPERATORS: dict[str, Callable[[ast.Module, random.Random, Site], str | None]] = {
+    "constant": mutations.constant, "scale": mutations.scale, "binop": mutations.binop,
+    "compare": mutations.compare, "builtin": mutations.builtin, "loop_bound": mutations.loop_bound,
+    "dtype": mutations.dtype, "inline_local": restructure.inline_local, "extract_local": restructure.extract_local,
+    "inline_helper": restructure.inline_helper, "commute": mutations.commute, "splice": restructure.splice,
+    "specialise": restructure.specialise,
+}
 
 
 class NoVariant(Exception):
