@@ -246,3 +246,15 @@ def test_bad_source_is_a_one_line_usage_error(tmp_path: Path, source: str, messa
     assert message in proc.stderr and "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "out" / "commits").exists()
+
+
+def test_bad_variants_table_is_a_one_line_usage_error(corpus: Path, tmp_path: Path) -> None:
+    config = tmp_path / "jitsynth.toml"
+    config.write_text("[variants]\nmin_mutations = 3\nmax_mutations = 2\noperators = {constant = 1.0, warp = 2.0}\n")
+    proc = jitsynth("run", "--source", f"variants:{corpus}", "--config", str(config), "--out", str(tmp_path / "out"),
+                    "--count", "1")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip() == ("jitsynth: error: invalid config: Value error, variants config: need 1 <= "
+                                   "min_mutations <= max_mutations; unknown operators ['warp']; known: "
+                                   "constant, scale, binop, compare, builtin, loop_bound, dtype, inline_local, "
+                                   "extract_local, inline_helper, commute, splice, specialise")
