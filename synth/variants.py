@@ -36,7 +36,7 @@ from synth.extract import ExtractionError, extract_sources
 from synth.launch import Launch
 from synth.modinfo import decorator_name
 from synth.mutations import FRESH, ONCE, Site, functions, richness
-from synth.quality import KernelQuality
+from synth.quality import DEFECTS, KernelQuality
 from synth.realism import safe_check
 from synth.record import GeneratorInfo, SourceInfo, VariantInfo
 from synth.restructure import closed_expressions
@@ -111,16 +111,14 @@ def config_hash(parents: list[Parent], cfg: VariantConfig) -> str:
     return blake3.blake3(payload.encode()).hexdigest(length=8)
 
 
-def _defects(q: KernelQuality | None) -> tuple[int, ...]:
+def defect_counts(q: KernelQuality | None) -> tuple[int, ...]:
+    """How many of each of ``synth.quality.DEFECTS`` a kernel has (in that order); a kernel the
+    checker cannot read has "infinitely many", so nothing counts as no worse than it."""
     if q is None:
-        return (1 << 30,) * 8  # unreadable by the checker: nothing counts as "no worse"
+        return (1 << 30,) * len(DEFECTS)
     return (len(q.dead_assignments), len(q.unused_kernel_params), len(q.uncalled_helpers), len(q.unused_structs),
             len(q.unused_struct_fields), len(q.constant_conditions), len(q.race_violations),
             len(q.unused_helper_params))
-
-
-_DEFECT_NAMES = ("dead_assignment", "unused_param", "uncalled_helper", "unused_struct", "unused_struct_field",
-                 "constant_condition", "race_violation", "unused_helper_param")
 
 
 def mutate(seed: int, parents: list[Parent], cfg: VariantConfig, check: Callable[[Parent, str], str | None],
@@ -173,7 +171,7 @@ def _mutations(parent: Parent, wanted: int, rng: random.Random, cfg: VariantConf
     (and costs no try): small kernels have few places to edit."""
     names = [n for n in OPERATORS if cfg.operators.get(n, 0.0) > 0]
     text, key = parent.source, canonical_key(parent.source)
-    defects = _defects(safe_check(text, parent.kernel_name, quiet=True))
+    defects = defect_counts(safe_check(text, parent.kernel_name, quiet=True))
     applied: list[str] = []
     barren: list[str] = []
     tries = 0
@@ -225,8 +223,8 @@ def _judge(candidate: str, parent: Parent, key: str, keys: frozenset[str], defec
         return "unchanged"
     if new_key in keys:
         return "equals a parent"
-    got = _defects(safe_check(candidate, parent.kernel_name, quiet=True))
-    worse = [name for name, old, new in zip(_DEFECT_NAMES, defects, got, strict=True) if new > old]
+    got = defect_counts(safe_check(candidate, parent.kernel_name, quiet=True))
+    worse = [name for name, old, new in zip(DEFECTS, defects, got, strict=True) if new > old]
     if worse:
         return f"quality: {worse[0]}"
     return check(parent, candidate)

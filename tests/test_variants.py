@@ -84,9 +84,9 @@ def _source(corpus: Path, **knobs: object):
 
 def _defects(source: str, kernel: str) -> tuple[int, ...]:
     from synth.quality import check_kernel
-    from synth.variants import _defects as counts
+    from synth.variants import defect_counts
 
-    return counts(check_kernel(source, kernel))
+    return defect_counts(check_kernel(source, kernel))
 
 
 @pytest.mark.parametrize("operator", ["constant", "scale", "binop", "compare", "builtin", "loop_bound", "dtype",
