@@ -29,8 +29,10 @@ SWAP_CLASSES = (("sin", "cos"), ("asin", "acos"), ("sinh", "cosh"), ("floor", "c
                 ("tile_min", "tile_max"), ("exp", "exp2"))
 _SWAP = {name: cls for cls in SWAP_CLASSES for name in cls}
 _BINOP_SWAPS = {ast.Add: ast.Sub, ast.Sub: ast.Add, ast.Mult: ast.Div, ast.Div: ast.Mult}
+# Orderings only: ``==``/``!=`` also compare transforms, structs ..., where Warp's codegen accepts
+# a swapped operator that the C++ compilers then reject (measured: 2,000 variants, --validate).
 _COMPARE_SWAPS = {ast.Lt: (ast.LtE, ast.Gt), ast.LtE: (ast.Lt, ast.GtE), ast.Gt: (ast.GtE, ast.Lt),
-                  ast.GtE: (ast.Gt, ast.LtE), ast.Eq: (ast.NotEq,), ast.NotEq: (ast.Eq,)}
+                  ast.GtE: (ast.Gt, ast.LtE)}
 # Precision families, by position: float32, float64, float16.
 PRECISION = (("float32", "float64", "float16"), ("vec2", "vec2d", "vec2h"), ("vec3", "vec3d", "vec3h"),
               ("vec4", "vec4d", "vec4h"), ("vec2f", "vec2d", "vec2h"), ("vec3f", "vec3d", "vec3h"),
@@ -238,7 +240,9 @@ def dtype(tree: ast.Module, rng: random.Random, site: Site) -> str | None:
     if len(used) != 1:
         return None
     old = used[0]
-    new = rng.choice((1, 1, 2)) if old == 0 else 0
+    # float32 <-> float64 only: float16 arithmetic that Warp's codegen accepts (int * half ...)
+    # is ambiguous to clang and NVRTC
+    new = 1 if old == 0 else 0
     mapping = {fam[old]: fam[new] for fam in PRECISION}
     scalar = PRECISION[0][new]
     parents = {id(c): n for n in ast.walk(tree) for c in ast.iter_child_nodes(n)}

@@ -20,9 +20,12 @@ a record from, plus the record's provenance (``metadata.origin = "variant"``, th
 from __future__ import annotations
 
 import ast
+import functools
+import glob
 import itertools
 import os
 import random
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -240,6 +243,33 @@ def helper_and_struct_names(source: str) -> tuple[tuple[str, ...], tuple[str, ..
     return helpers, structs
 
 
+def name_clashes(source: str) -> list[str]:
+    """Helpers and structs a record's generated code cannot hold: a class defined twice, or a
+    ``@wp.func``/``@wp.struct`` named like a Warp builtin (records normalise Warp's suffixed
+    names away, so ``add_0`` becomes ``add``, ambiguous with the builtin to clang and NVRTC)."""
+    import warp as wp
+
+    helpers, structs = helper_and_struct_names(source)
+    tree = ast.parse(source)
+    classes = [n.name for n in tree.body if isinstance(n, ast.ClassDef)]
+    twice = [c for i, c in enumerate(classes) if c in classes[:i]]
+    return twice + [n for n in (*helpers, *structs) if hasattr(wp, n) or n in _native_functions()]
+
+
+@functools.cache
+def _native_functions() -> frozenset[str]:
+    """Names of the C++ functions in Warp's native headers (what generated code sees besides
+    the Python builtins: ``intersect_aabb_aabb`` is one without a ``wp.`` name)."""
+    import warp as wp
+
+    native = os.path.join(os.path.dirname(wp.__file__), "native")
+    names: set[str] = set()
+    for header in sorted(glob.glob(os.path.join(native, "*.h"))):
+        with open(header, encoding="utf-8", errors="replace") as f:
+            names.update(re.findall(r"\b([A-Za-z_]\w*)\s*\(", f.read()))
+    return frozenset(names)
+
+
 @dataclass(frozen=True, slots=True)
 class SourcedKernel:
     """What the worker builds a record from (the fields ``synth.generator.GeneratedKernel`` has)
@@ -310,7 +340,7 @@ class VariantSource:
 
     def _builds(self, parent: Parent) -> bool:
         if parent.id not in self._usable:
-            self._usable[parent.id] = self._check(parent, parent.source) is None
+            self._usable[parent.id] = not name_clashes(parent.source) and self._check(parent, parent.source) is None
         return self._usable[parent.id]
 
     def _check(self, parent: Parent, source: str) -> str | None:
