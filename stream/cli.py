@@ -80,6 +80,8 @@ def run(
     metrics_port: Annotated[int | None, Opt(help="Serve Prometheus metrics on 127.0.0.1:PORT")] = None,
     metrics_host: Annotated[str | None, Opt(help="Address for --metrics-port (default 127.0.0.1)")] = None,
     progress: Annotated[str | None, Opt(help="Live progress display: auto (on a terminal), on or off")] = None,
+    source: Annotated[str | None, Opt(help="Kernel source: generator (default) or variants:DATASET[,DATASET...] "
+                                           "(mutations of the real kernels of ingested datasets)")] = None,
 ) -> None:
     """Produce: stream deduplicated kernel records into committed shards."""
     cli: dict[str, Any] = dict(out=out, count=count, workers=workers, producer=producer, seed_start=seed_start,
@@ -90,12 +92,18 @@ def run(
                                batch_size=batch_size, task_timeout=task_timeout, max_rate=max_rate,
                                grace_period=grace_period,
                                log_format=log_format, metrics_port=metrics_port, metrics_host=metrics_host,
-                               progress=progress)
+                               progress=progress, source=source)
     try:
         settings = load_settings(cli, config)
     except ConfigError as exc:
         _fail(2, str(exc))
     configure(settings.log_format, settings.log_level)
+    from stream.sources import work_spec
+
+    try:
+        work = work_spec(settings)
+    except ConfigError as exc:
+        _fail(2, str(exc))
     from sinks.url import opened_sink
     from stream.metrics import Metrics
     from stream.pipeline import Producer
@@ -109,7 +117,7 @@ def run(
 
     async def main() -> Any:
         async with opened_sink(settings.out, settings.endpoint_url, settings.region, settings.retry_deadline) as sink:
-            return await Producer(settings, sink, metrics).run()
+            return await Producer(settings, sink, metrics, work=work).run()
 
     from stream.progress import progress_display
 

@@ -76,6 +76,11 @@ class Settings(BaseSettings):
     # as a completed index.
     incomplete_exit_code: int = Field(0, ge=0, le=255)
     generator: dict[str, Any] = Field(default_factory=dict)
+    # Where kernels come from: "generator" (synth.generator) or "variants:SPEC", mutations of the
+    # real kernels of SPEC (comma-separated ingested datasets: paths or s3:// URLs; issue 15),
+    # tuned by the [variants] table (synth.config.VariantConfig).
+    source: str = "generator"
+    variants: dict[str, Any] = Field(default_factory=dict)
 
     @classmethod
     def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
@@ -95,6 +100,14 @@ class Settings(BaseSettings):
         if unknown:
             raise ValueError(f"unknown tier(s) {unknown}; choose from {', '.join(TIERS)}")
         return value
+
+    @field_validator("source")
+    @classmethod
+    def _source(cls, value: str) -> str:
+        kind, _, spec = value.partition(":")
+        if value == "generator" or kind == "variants" and any(p.strip() for p in spec.split(",")):
+            return value
+        raise ValueError("use 'generator' or 'variants:DATASET[,DATASET...]' (datasets of ingested real kernels)")
 
     @field_validator("producer")
     @classmethod
@@ -134,7 +147,21 @@ class Settings(BaseSettings):
             GeneratorConfig(**self.generator).validate()
         except TypeError as exc:
             raise ValueError(f"generator: {exc}") from exc
+        self.variant_config().validate()
         return self
+
+    def variant_config(self) -> Any:
+        from synth.config import VariantConfig
+
+        try:
+            return VariantConfig(**self.variants)
+        except TypeError as exc:
+            raise ValueError(f"variants: {exc}") from exc
+
+    def source_spec(self) -> list[str]:
+        """The datasets of ``variants:SPEC`` (empty for the generator)."""
+        kind, _, spec = self.source.partition(":")
+        return [p.strip() for p in spec.split(",") if p.strip()] if kind == "variants" else []
 
     def generator_config(self) -> Any:
         from synth.config import GeneratorConfig

@@ -44,7 +44,20 @@ def _summary(rep: dict[str, Any]) -> str:
     lines.append("features (kernels using each): " + ", ".join(f"{k} {v}" for k, v in rep["features"].items()))
     lines.append(f"throughput      {rep['kernels_per_s']} kernels/s wall, {rep['kernels_per_cpu_s']} kernels/s per "
                  f"core-second (build_record: generate + CPU/CUDA codegen + extraction + metadata)")
-    return "\n".join([*lines, "", *_quality_table(rep)])
+    return "\n".join([*lines, "", *_quality_table(rep), *_operator_table(rep.get("operators") or {})])
+
+
+def _operator_table(ops: dict[str, Any]) -> list[str]:
+    """Variants: how often each mutation operator applied, was rejected (and why), found no site."""
+    if not ops:
+        return []
+    out = ["", f"{'mutation operator':<16}{'applied':>9}{'rejected':>10}{'no site':>9}  rejection reasons (most common)"]
+    for op, t in ops.items():
+        tried = t["applied"] + t["rejected"]
+        share = f" ({t['rejected'] / tried:.0%})" if tried else ""
+        reasons = ", ".join(f"{why} {n}" for why, n in list(t["reasons"].items())[:3])
+        out.append(f"{op:<16}{t['applied']:>9}{t['rejected']:>10}{t['no_site']:>9}  {share.strip()} {reasons}".rstrip())
+    return out
 
 
 def _pct(n: float | None) -> str:
@@ -54,7 +67,7 @@ def _pct(n: float | None) -> str:
 def _quality_table(rep: dict[str, Any]) -> list[str]:
     """Generated | real, one row per figure (the real column only with --against)."""
     sides = [rep["generated"]] + ([rep["against"]] if rep.get("against") else [])
-    head = ["generated"] + ([f"real ({', '.join(rep['against']['sources'])})"] if rep.get("against") else [])
+    head = ["variants" if rep.get("operators") else "generated"] + ([f"real ({', '.join(rep['against']['sources'])})"] if rep.get("against") else [])
     rows: list[tuple[str, list[str]]] = [("kernels measured", [str(s["kernels"]) for s in sides])]
 
     def q(fmt: Any) -> list[str]:
@@ -121,6 +134,9 @@ def report(
                                              "codegen,ptx,cpu-compile,execute")] = None,
     endpoint_url: Annotated[str | None, Opt(help="S3 endpoint for --against (or $AWS_ENDPOINT_URL)")] = None,
     family: Annotated[str | None, Opt(help="Only this kernel family (plain, tile, geometry, volume, lang)")] = None,
+    source: Annotated[str | None, Opt(help="Kernel source: generator (default) or variants:DATASET[,DATASET...]; "
+                                           "variants are compared with their parents unless --against says "
+                                           "otherwise")] = None,
 ) -> None:
     """Generator report: validity, distinct keys, builtin coverage, LOC; quality and realism vs --against."""
     from stream.config import ConfigError, load_settings
@@ -130,12 +146,16 @@ def report(
         typer.echo("jitsynth: error: --seeds must be >= 1, --start and --workers >= 0", err=True)
         raise typer.Exit(2)
     try:
-        settings = load_settings({"validate_tiers": validate, "endpoint_url": endpoint_url}, config)
+        settings = load_settings({"validate_tiers": validate, "endpoint_url": endpoint_url, "source": source}, config)
+        from stream.sources import kernel_source
+
+        kernels = kernel_source(settings)
     except ConfigError as exc:
         typer.echo(f"jitsynth: error: {exc}", err=True)
         raise typer.Exit(2) from None
     configure("auto", "info")
-    real = _read_against(against or [], settings.endpoint_url)
+    against = against or settings.source_spec()
+    real = _read_against(against, settings.endpoint_url)
     from synth.report import generator_report
 
     def failed(result: Any) -> None:
@@ -152,9 +172,9 @@ def report(
             typer.echo(f"jitsynth: error: --family {family}: known families: {', '.join(FAMILY_KEYS)}", err=True)
             raise typer.Exit(2)
         cfg = dataclasses.replace(cfg, families={family: 1.0})
-    result = generator_report(seeds, start, workers or None, cfg, on_failure=failed, tiers=tiers)
+    result = generator_report(seeds, start, workers or None, cfg, on_failure=failed, tiers=tiers, source=kernels)
     if real is not None:
-        result.attach_against(real, against or [])
+        result.attach_against(real, against)
     rep = result.as_dict()
     if json_file is not None:
         json_file.parent.mkdir(parents=True, exist_ok=True)

@@ -51,6 +51,17 @@ def _default_families() -> dict[str, float]:
 FAMILY_KEYS = tuple(_default_families())
 
 
+def weight_problems(weights: dict[str, float], known: tuple[str, ...], plural: str, singular: str) -> list[str]:
+    """What is wrong with a table of relative weights: unknown keys, negative or all-zero weights."""
+    problems = []
+    unknown = sorted(set(weights) - set(known))
+    if unknown:
+        problems.append(f"unknown {plural} {unknown}; known: {', '.join(known)}")
+    if any(w < 0 for w in weights.values()) or not any(weights.values()):
+        problems.append(f"{singular} weights must be >= 0 and not all 0")
+    return problems
+
+
 @dataclass(frozen=True, slots=True)
 class GeneratorConfig:
     min_statements: int = 4  # top-level statements of a medium kernel (before pruning dead ones)
@@ -96,16 +107,8 @@ class GeneratorConfig:
         unknown_groups = sorted(set(self.builtin_groups) - set(GROUP_KEYS))
         if unknown_groups:
             problems.append(f"unknown builtin_groups {unknown_groups}; known: {', '.join(GROUP_KEYS)}")
-        unknown = sorted(set(self.statement_weights) - set(_default_weights()))
-        if unknown:
-            problems.append(f"unknown statement kinds {unknown}; known: {', '.join(_default_weights())}")
-        if any(w < 0 for w in self.statement_weights.values()) or not any(self.statement_weights.values()):
-            problems.append("statement weights must be >= 0 and not all 0")
-        unknown_families = sorted(set(self.families) - set(FAMILY_KEYS))
-        if unknown_families:
-            problems.append(f"unknown families {unknown_families}; known: {', '.join(FAMILY_KEYS)}")
-        if any(w < 0 for w in self.families.values()) or not any(self.families.values()):
-            problems.append("family weights must be >= 0 and not all 0")
+        problems += weight_problems(self.statement_weights, tuple(_default_weights()), "statement kinds", "statement")
+        problems += weight_problems(self.families, FAMILY_KEYS, "families", "family")
         if problems:
             raise ValueError("generator config: " + "; ".join(problems))
 
@@ -122,3 +125,49 @@ class GeneratorConfig:
 
         payload = f"{GENERATOR_NAME}/{GENERATOR_VERSION}/{profile_digest()}/{self.to_json()}"
         return blake3.blake3(payload.encode()).hexdigest(length=8)
+
+
+VARIANTS_NAME = "jitsynth.variants"
+VARIANTS_VERSION = "1.0.0"
+
+
+def _default_operators() -> dict[str, float]:
+    # Relative weights of the mutation operators (synth.mutations.OPERATORS). Edits that keep
+    # the parent's builtin mix (constants, operators, locals) dominate so variants stay as
+    # realistic as their parents; type changes and helper inlining are rarer and more often
+    # rejected by Warp (float64 through float32-only builtins).
+    return {"constant": 3.0, "scale": 1.0, "binop": 1.5, "compare": 1.0, "builtin": 1.5, "loop_bound": 1.0, "dtype": 0.6,
+            "inline_local": 1.0, "extract_local": 1.0, "inline_helper": 0.6, "commute": 0.5, "splice": 1.0,
+            "specialise": 0.5}
+
+
+OPERATOR_KEYS = tuple(_default_operators())
+
+
+@dataclass(frozen=True, slots=True)
+class VariantConfig:
+    """Knobs of ``--source variants:SPEC`` (the ``[variants]`` table of the config file)."""
+
+    min_mutations: int = 2  # accepted mutations per variant, drawn uniformly in [min, max]
+    max_mutations: int = 4
+    max_attempts: int = 12  # tries (accepted or rejected) per variant before giving up
+    parent_tries: int = 8  # parents drawn per seed until one builds on its own
+    # every variant gets a new literal (constant, scale) where its kernel has room: one mutation
+    # beyond max_mutations when none of the drawn ones wrote a literal
+    fresh_literal: bool = True
+    operators: dict[str, float] = field(default_factory=_default_operators)
+
+    def validate(self) -> None:
+        problems = []
+        if not 1 <= self.min_mutations <= self.max_mutations:
+            problems.append("need 1 <= min_mutations <= max_mutations")
+        if self.max_attempts < self.max_mutations:
+            problems.append("max_attempts must be >= max_mutations")
+        if self.parent_tries < 1:
+            problems.append("parent_tries must be >= 1")
+        problems += weight_problems(self.operators, OPERATOR_KEYS, "operators", "operator")
+        if problems:
+            raise ValueError("variants config: " + "; ".join(problems))
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))

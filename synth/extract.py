@@ -59,8 +59,19 @@ def _function_block(source: str, signature: re.Pattern[str]) -> str:
     return source[start : end + 2] + "\n"
 
 
-def extract(full: str, kernel_name: str, backend: str) -> BackendIR:
-    """Extract ``{kernel}_{backend}_kernel_forward`` / ``_backward`` from normalised source."""
+def extract(full: str, kernel_name: str, backend: str, backward: bool = True) -> BackendIR:
+    """Extract ``{kernel}_{backend}_kernel_forward`` / ``_backward`` from normalised source;
+    ``backward=False`` for a kernel built with ``enable_backward=False`` (no adjoint: "")."""
     forward = _function_block(full, re.compile(rf"\b{re.escape(kernel_name)}_{backend}_kernel_forward\("))
-    backward = _function_block(full, re.compile(rf"\b{re.escape(kernel_name)}_{backend}_kernel_backward\("))
-    return BackendIR(forward=forward, backward=backward, full=full)
+    if not backward:
+        return BackendIR(forward=forward, backward="", full=full)
+    adjoint = _function_block(full, re.compile(rf"\b{re.escape(kernel_name)}_{backend}_kernel_backward\("))
+    return BackendIR(forward=forward, backward=adjoint, full=full)
+
+
+def extract_sources(cpu: str, cuda: str, kernel_name: str, names: tuple[str, ...],
+                    backward: bool = True) -> tuple[BackendIR, BackendIR]:
+    """(CPU, CUDA) IR of a kernel from Warp's generated text: ``names`` (the kernel, its helpers
+    and structs) normalised, then forward and backward cut out."""
+    return (extract(normalise_names(cpu, names), kernel_name, "cpu", backward),
+            extract(normalise_names(cuda, names), kernel_name, "cuda", backward))

@@ -51,6 +51,15 @@ class SourceInfo(msgspec.Struct, frozen=True, omit_defaults=True):
     hoisted: bool = False  # defined inside a function but captures nothing: defined at module scope
 
 
+class VariantInfo(msgspec.Struct, frozen=True):
+    """How a variant (``--source variants:SPEC``, issue 15) came from its real parent."""
+
+    parent: str  # the parent record's id
+    parent_kernel: str
+    mutations: list[str]  # each accepted mutation, in order ("builtin: wp.sin -> wp.cos")
+    rejected: list[list[str]] = []  # [operator, reason] of each rejected try, in order
+
+
 class Metadata(msgspec.Struct, frozen=True):
     loc: int
     n_params: int
@@ -64,6 +73,8 @@ class Metadata(msgspec.Struct, frozen=True):
     origin: str = "synthetic"
     # "real" records (jitsynth ingest) say where they came from; absent from synthetic ones.
     source: SourceInfo | msgspec.UnsetType = msgspec.UNSET
+    # "variant" records: their parent and mutations (their source is the parent's).
+    variant: VariantInfo | msgspec.UnsetType = msgspec.UNSET
 
 
 class Record(msgspec.Struct, frozen=True):

@@ -44,13 +44,15 @@ class SeedResult:
     n_params: int = 0
     quality: KernelQuality | None = None  # None for a rejected kernel (or one the checker cannot read)
     validation: tuple[tuple[str, Any], ...] = ()  # the record's validation fields that were set
+    mutations: tuple[str, ...] = ()  # variants: the accepted mutations ("operator: what")
+    rejected: tuple[tuple[str, str], ...] = ()  # variants: (operator, reason) of each rejected try
 
 
-def _init(cfg: GeneratorConfig, tiers: tuple[str, ...] = ("codegen",)) -> None:
+def _init(cfg: GeneratorConfig, tiers: tuple[str, ...] = ("codegen",), source: Any = None) -> None:
     from synth.worker import WorkerSettings, init_worker
 
     global _SETTINGS
-    _SETTINGS = WorkerSettings(cfg, "report", tiers)
+    _SETTINGS = WorkerSettings(cfg, "report", tiers, source=source)
     init_worker(_SETTINGS)
 
 
@@ -62,9 +64,6 @@ def run_seeds(seeds: list[int]) -> list[SeedResult]:
 
     The batch goes through ``build_records`` as a producer's worker would, so the validation
     tiers compile it as one module (their per-kernel cost depends on that)."""
-    from synth.canonical import canonical_key
-    from synth.generator import generate
-    from synth.metadata import analyse
     from synth.worker import build_records
 
     t0 = time.process_time()
@@ -73,11 +72,7 @@ def run_seeds(seeds: list[int]) -> list[SeedResult]:
     out = []
     for seed, record in zip(seeds, built, strict=True):
         if isinstance(record, BaseException):
-            kernel = generate(seed, _SETTINGS.generator)
-            facts = analyse(kernel.source, kernel.kernel_name)
-            message = f"{type(record).__name__}: {' | '.join(str(record).split(chr(10)))[:800]}"
-            out.append(SeedResult(seed, False, canonical_key(kernel.source), facts.loc, tuple(facts.builtins),
-                                  tuple(facts.features), message, share, facts.n_params))
+            out.append(_failed(seed, record, share))
             continue
         meta = record.metadata
         validation = tuple((k, v) for k, v in (("cuda_ptx", record.validation.cuda_ptx),
@@ -85,9 +80,28 @@ def run_seeds(seeds: list[int]) -> list[SeedResult]:
                                                ("execution", record.validation.execution),
                                                ("errors", record.validation.errors)) if v is not None)
         quality = safe_check(record.python_source, record.kernel_name, quiet=True)
+        variant = meta.variant or None
         out.append(SeedResult(seed, True, record.id, meta.loc, tuple(meta.builtins), tuple(meta.features), "",
-                              share, meta.n_params, quality, validation))
+                              share, meta.n_params, quality, validation,
+                              tuple(variant.mutations) if variant else (),
+                              tuple((op, why) for op, why in variant.rejected) if variant else ()))
     return out
+
+
+def _failed(seed: int, error: BaseException, share: float) -> SeedResult:
+    """A rejected seed, measured from its source when there is one (a variant source may have none)."""
+    from synth.canonical import canonical_key
+    from synth.metadata import analyse
+    from synth.worker import kernel_for
+
+    message = f"{type(error).__name__}: {' | '.join(str(error).split(chr(10)))[:800]}"
+    try:
+        kernel = kernel_for(seed, _SETTINGS)
+    except Exception:  # noqa: BLE001 - the source itself gave up on this seed: the message says why
+        return SeedResult(seed, False, "", 0, (), (), message, share)
+    facts = analyse(kernel.source, kernel.kernel_name)
+    return SeedResult(seed, False, canonical_key(kernel.source), facts.loc, tuple(facts.builtins),
+                      tuple(facts.features), message, share, facts.n_params)
 
 
 @dataclass(slots=True)
@@ -114,6 +128,7 @@ class Report:
     against: CorpusFigures | None = None  # of a real corpus (attach_against)
     against_sources: list[str] = field(default_factory=list)
     tier_failures: list[dict[str, Any]] = field(default_factory=list)  # {"seed", tier: why} per record
+    operators: dict[str, dict[str, Any]] = field(default_factory=dict)  # variants: mutation operator table
 
     def attach_against(self, figures: CorpusFigures, sources: list[str]) -> None:
         self.against, self.against_sources = figures, sources
@@ -134,7 +149,7 @@ class Report:
             "kernels_per_s": round(self.seeds / self.wall_s, 2) if self.wall_s else None,
             "kernels_per_cpu_s": round(self.seeds / self.cpu_s, 2) if self.cpu_s else None,
             "tiers": list(self.tiers), "tier_failures": self.tier_failures,
-            "generated": self.figures.as_dict(), "against": against,
+            "generated": self.figures.as_dict(), "against": against, "operators": self.operators,
         }
 
     @property
@@ -153,13 +168,36 @@ def _bin(loc: int) -> str:
     return f">={LOC_BINS[-1]}"
 
 
+def operator_table(results: list[SeedResult]) -> dict[str, dict[str, Any]]:
+    """Per mutation operator: tries that applied (accepted), were rejected (by reason), or found
+    no site; over the variants produced (a seed with no variant keeps no record of its tries)."""
+    table: dict[str, dict[str, Any]] = {}
+
+    def row(op: str) -> dict[str, Any]:
+        return table.setdefault(op, {"applied": 0, "rejected": 0, "no_site": 0, "reasons": Counter()})
+
+    for r in results:
+        for what in r.mutations:
+            row(what.split(":", 1)[0])["applied"] += 1
+        for op, why in r.rejected:
+            if why == "no site":
+                row(op)["no_site"] += 1
+            else:
+                row(op)["rejected"] += 1
+                row(op)["reasons"][why] += 1
+    return {op: {**t, "reasons": dict(t["reasons"].most_common())}
+            for op, t in sorted(table.items(), key=lambda kv: -kv[1]["applied"])}
+
+
 def summarise(results: list[SeedResult], start: int, workers: int, cfg: GeneratorConfig, wall_s: float,
-              tiers: tuple[str, ...] = ("codegen",)) -> Report:
+              tiers: tuple[str, ...] = ("codegen",), config_hash: str | None = None) -> Report:
     from synth.signatures import documented_all
     from synth.warp_adapter import WARP_VERSION
 
     results = sorted(results, key=lambda r: r.seed)
-    rep = Report(len(results), start, workers, cfg.config_hash, WARP_VERSION, wall_s=wall_s, tiers=tiers)
+    rep = Report(len(results), start, workers, config_hash or cfg.config_hash, WARP_VERSION, wall_s=wall_s,
+                 tiers=tiers)
+    rep.operators = operator_table(results)
     for r in results:
         if r.ok:
             validation = dict(r.validation)
@@ -199,8 +237,10 @@ def summarise(results: list[SeedResult], start: int, workers: int, cfg: Generato
 
 
 def generator_report(seeds: int, start: int = 0, workers: int | None = None, cfg: GeneratorConfig | None = None,
-                     batch: int = 25, on_failure: Any = None, tiers: tuple[str, ...] = ("codegen",)) -> Report:
-    """Run ``seeds`` seeds from ``start`` through Warp in ``workers`` processes, with ``tiers``."""
+                     batch: int = 25, on_failure: Any = None, tiers: tuple[str, ...] = ("codegen",),
+                     source: Any = None) -> Report:
+    """Run ``seeds`` seeds from ``start`` through Warp in ``workers`` processes, with ``tiers``;
+    ``source``: a kernel source (``synth.variants.VariantSource``) instead of the generator."""
     cfg = cfg or GeneratorConfig()
     if set(tiers) - {"codegen"}:
         batch = min(batch, 8)  # tiers compile a batch as one module; a producer's batch size keeps that cost real
@@ -210,10 +250,11 @@ def generator_report(seeds: int, start: int = 0, workers: int | None = None, cfg
     t0 = time.perf_counter()
     # spawn: a fresh interpreter per worker, as the producer's pool does (Warp and fork mix badly).
     with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init,
-                             initargs=(cfg, tiers)) as pool:
+                             initargs=(cfg, tiers, source)) as pool:
         for chunk in pool.map(run_seeds, batches):
             for r in chunk:
                 if not r.ok and on_failure is not None:
                     on_failure(r)
             results.extend(chunk)
-    return summarise(results, start, workers, cfg, time.perf_counter() - t0, tiers)
+    return summarise(results, start, workers, cfg, time.perf_counter() - t0, tiers,
+                     getattr(source, "config_hash", None))

@@ -15,11 +15,12 @@ import msgspec
 from synth import validate, warp_adapter
 from synth.canonical import KEY_VERSION, canonical_key
 from synth.config import GENERATOR_NAME, GENERATOR_VERSION, GeneratorConfig
-from synth.extract import extract, normalise_names
-from synth.generator import generate
+from synth.extract import extract_sources
+from synth.generator import GeneratedKernel, generate
 from synth.launch import Launch
 from synth.metadata import analyse
 from synth.record import BackendSource, GeneratorInfo, Metadata, Record, Validation, encode_line
+from synth.variants import SourcedKernel
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +46,9 @@ class WorkerSettings:
     tiers: tuple[str, ...] = ("codegen",)
     keep_ptx: bool = False  # store the PTX text (also enabled by the "keep-ptx" pseudo-tier)
     limits: validate.Limits = validate.Limits()
+    # The kernel source hook: an object with ``kernel(seed)`` returning a ``SourcedKernel``
+    # (e.g. synth.variants.VariantSource); None: the random generator.
+    source: object | None = None
 
     def effective_tiers(self) -> tuple[str, ...]:
         return (*self.tiers, validate.KEEP_PTX) if self.keep_ptx else self.tiers
@@ -115,8 +119,7 @@ def _with_outcome(record: Record, o: validate.Outcome) -> Record:
 
 def _codegen_record(seed: int, settings: WorkerSettings, modules: ExitStack) -> tuple[Record, object, Launch | None]:
     """The record as far as codegen goes, the Warp kernel (its module left open) and its launch."""
-    cfg = settings.generator
-    kernel = generate(seed, cfg)
+    kernel = kernel_for(seed, settings)
     # A module name unique within the process; it never reaches the output because
     # Warp's generated names are normalised below.
     module = modules.enter_context(warp_adapter.KernelModule(
@@ -125,10 +128,9 @@ def _codegen_record(seed: int, settings: WorkerSettings, modules: ExitStack) -> 
     # CUDA-target builder: tile builtins emit different code per target.
     sources = module.codegen(block_dim=kernel.launch.block_dim if kernel.launch else None)
     names = (kernel.kernel_name, *kernel.helper_names, *kernel.struct_names)
-    cpu_full = normalise_names(sources.cpu, names)
-    cuda_full = normalise_names(sources.cuda, names)
-    cpu = extract(cpu_full, kernel.kernel_name, "cpu")
-    cuda = extract(cuda_full, kernel.kernel_name, "cuda")
+    # a real kernel's variant keeps the parent's enable_backward=False (then no adjoint to extract)
+    backward = not isinstance(kernel, SourcedKernel) or kernel.backward
+    cpu, cuda = extract_sources(sources.cpu, sources.cuda, kernel.kernel_name, names, backward)
     facts = analyse(kernel.source, kernel.kernel_name)
     record = Record(
         id=canonical_key(kernel.source),
@@ -148,11 +150,25 @@ def _codegen_record(seed: int, settings: WorkerSettings, modules: ExitStack) -> 
             builtins=facts.builtins,
             complexity=facts.complexity,
             warp_version=warp_adapter.WARP_VERSION,
-            generator=GeneratorInfo(GENERATOR_NAME, GENERATOR_VERSION, cfg.config_hash),
             dedup_key_version=KEY_VERSION,
+            **_origin(kernel, settings),
         ),
     )
     return record, getattr(module.pymodule, kernel.kernel_name), kernel.launch
+
+
+def kernel_for(seed: int, settings: WorkerSettings) -> GeneratedKernel | SourcedKernel:
+    """The kernel of ``seed``: from the configured source, else the generator."""
+    if settings.source is None:
+        return generate(seed, settings.generator)
+    return settings.source.kernel(seed)  # type: ignore[attr-defined]
+
+
+def _origin(kernel: GeneratedKernel | SourcedKernel, settings: WorkerSettings) -> dict:
+    """The record metadata naming where the kernel came from."""
+    if isinstance(kernel, GeneratedKernel):
+        return {"generator": GeneratorInfo(GENERATOR_NAME, GENERATOR_VERSION, settings.generator.config_hash)}
+    return kernel.metadata()
 
 
 def _describe(exc: BaseException) -> str:
