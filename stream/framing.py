@@ -20,14 +20,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from sinks.shard import compress_frame, frame_lines
 from synth.worker import Failed, Produced
 
 
-@dataclass(frozen=True, slots=True)
-class Kept:
-    """A produced record whose line travels inside its batch's frame."""
+class Kept(NamedTuple):
+    """A produced record whose line travels inside its batch's frame (a tuple: the main
+    process unpickles one per record)."""
 
     seed: int
     id: str

@@ -31,6 +31,7 @@ class Metrics:
                                      registry=r)
         self.started = time.monotonic()
         self.started_cpu = time.process_time()
+        self.finished: float | None = None
         self.finished_cpu: float | None = None
 
     def mark_started(self) -> None:
@@ -39,6 +40,8 @@ class Metrics:
         self.started_cpu = time.process_time()
 
     def mark_finished(self) -> None:
+        """The last commit is stored (before the pool and the sink shut down)."""
+        self.finished = time.monotonic()
         self.finished_cpu = time.process_time()
 
     def main_cpu_seconds(self) -> float:
