@@ -29,7 +29,7 @@ COUNT=150
 # 15 shards over at least 15 s, however fast the machine, so a fault injected right after
 # an early commit lands mid-run; on a slow machine the run is only longer.
 SHARD_RECORDS=10
-MAX_RATE=10
+MAX_RATE=10  # with --batch-size 2, so the open shard fills record by record and faults land mid-shard
 WAIT_S=${SMOKE_WAIT_S:-900}  # give up waiting for one event after this long
 REBUILD_BASE=0 REBUILD=0 BUILD=1 KEEP=0
 while [ $# -gt 0 ]; do
@@ -174,7 +174,7 @@ start_producer() {  # index; the same command every time, as a replacement pod w
     -e JOB_COMPLETION_INDEX="$1" -e AWS_ACCESS_KEY_ID -e AWS_SECRET_ACCESS_KEY -e AWS_REGION -e AWS_ENDPOINT_URL \
     -e JITSYNTH_INCOMPLETE_EXIT_CODE=3 -e JITSYNTH_GRACE_PERIOD=25 -e JITSYNTH_METRICS_PORT="${METRICS_PORTS[$1]}" \
     "$IMAGE" run --out "$URL" --count "$COUNT" --workers 1 --shard-records "$SHARD_RECORDS" \
-    --max-rate "$MAX_RATE" --progress off > /dev/null
+    --batch-size 2 --max-rate "$MAX_RATE" --progress off > /dev/null
 }
 running() { [ "$(podman inspect --format '{{.State.Running}}' "${NAMES[$1]}" 2> /dev/null)" = true ]; }
 commit_key() { printf 'smoke/commits/%s/%08d.json' "$1" "$2"; }

@@ -184,7 +184,7 @@ def _cached_source(corpus: Path):
 def test_run_variants_end_to_end_resumes_without_duplicates(corpus: Path, tmp_path: Path) -> None:
     def args(out: Path) -> list[str]:
         return ["run", "--source", f"variants:{corpus}", "--out", str(out), "--count", "45", "--workers", "2",
-                "--shard-records", "15", "--state-dir", str(out.parent / f"{out.name}-state")]
+                "--shard-records", "15", "--batch-size", "4", "--state-dir", str(out.parent / f"{out.name}-state")]
 
     reference = tmp_path / "reference"
     jitsynth(*args(reference), check=True)
@@ -192,7 +192,8 @@ def test_run_variants_end_to_end_resumes_without_duplicates(corpus: Path, tmp_pa
     assert sum(c["count"] for c in ref_commits) == 45
 
     out = tmp_path / "resumed"
-    proc = start(args(out), log=tmp_path / "log")
+    # 10 kernels/s: after commit 0, the 30 records commit 2 needs take > 2 s on any machine.
+    proc = start([*args(out), "--max-rate", "10"], log=tmp_path / "log")
     with reaped(proc):
         wait_event(proc, lambda: commit_path(out, 0).exists(), "the first commit", log=tmp_path / "log")
         kill_group(proc)
