@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field
 import blake3
 
 GENERATOR_NAME = "jitsynth.typed"
-GENERATOR_VERSION = "4.0.0"
+GENERATOR_VERSION = "4.0.1"  # 4.0.1: no install paths in generated C++/CUDA comments
 
 GROUP_KEYS = ("scalar", "vector", "quaternion", "transformation", "spatial", "random", "operator", "utility")
 

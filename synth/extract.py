@@ -23,19 +23,26 @@ class ExtractionError(ValueError):
 
 
 def normalise_names(text: str, names: list[str] | tuple[str, ...]) -> str:
-    """Replace ``name_<hex>`` (kernel hash) and ``name_<n>`` (function counter) by ``name``.
+    """Replace ``name_<hex>`` (kernel hash) and ``name_<n>`` (function counter) by ``name``,
+    and the install path in front of Warp's own source files by ``warp/``.
 
     Warp mangles kernel names with a content hash and ``@wp.func`` names with a
     per-process counter; both would make identical kernels differ between workers.
     One pass with an alternation of all names (longest first): a pass per name over
     ~100 KB of generated source was the worker's second-largest cost.
     """
+    # Warp's own functions (math.py's norm_l2 ...) come with a "// <install path>:line"
+    # comment: without this a record would carry the machine's site-packages path.
+    text = _WARP_PATH.sub(r"\1\2", text)
     if not names:
         return text
     alternation = "|".join(re.escape(n) for n in sorted(set(names), key=len, reverse=True))
     # The suffix ends where a non-alphanumeric follows ("_cpu_kernel_forward", "(").
     pattern = _compiled(rf"(?<![A-Za-z0-9])((?:adj_|wp_args_)?(?:{alternation}))_[0-9a-f]+(?![0-9A-Za-z])")
     return pattern.sub(r"\1", text)
+
+
+_WARP_PATH = re.compile(r"(// )[^\s]*?/(warp/_src/)")
 
 
 @functools.lru_cache(maxsize=256)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import os
+import re
 import subprocess
 import sys
 
@@ -223,3 +224,16 @@ def test_generated_kernels_are_race_free_and_live_by_an_independent_checker() ->
     assert dead <= 0.03 * assignments, (dead, assignments)
     assert unused_param_kernels <= 0.10 * len(seeds)
     assert constant <= 0.002 * len(seeds)  # only where a helper turned out to ignore its data argument
+
+
+def test_records_carry_no_install_paths() -> None:
+    """Warp's own helpers (math.py's norm_l2 ...) are emitted with a "// <file>:<line>"
+    comment; records name the file relative to the warp package, never this machine's path."""
+    from synth.config import GeneratorConfig
+    from synth.worker import WorkerSettings, build_records
+
+    records = [r for r in build_records(list(range(60)), WorkerSettings(GeneratorConfig(), "0"))
+               if not isinstance(r, Exception)]
+    texts = [r.cpu.full + r.cuda.full for r in records]
+    assert any("// warp/_src/" in t for t in texts)  # seeds 0-59 use a Python-defined Warp helper
+    assert not any(re.search(r"// /|site-packages", t) for t in texts)
