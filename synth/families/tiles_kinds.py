@@ -253,6 +253,20 @@ def indexed(ctx: Ctx) -> None:
             ctx.emit(f"wp.tile_atomic_add_indexed({acc}, {ix.expr}, {g.expr}, offset=(0, 0), axis=0)")
 
 
+def _untile_or_reduce(ctx: Ctx, t: Tile, p_untile: float, outs: tuple[str, ...], reds: tuple[str, ...],
+                      ops: tuple[str, ...]) -> None:
+    """A per-thread tile back out: each thread's own element (``wp.untile``) or one block
+    reduction stored in the block's slot."""
+    i, lane = ctx.tids[0], ctx.lane
+    if ctx.chance(p_untile):
+        out = ctx.array(ctx.rng.choice(outs), t.dtype, (ctx.grid[0], ctx.block_dim))
+        ctx.emit(f"{out}[{i}, {lane}] = wp.untile({t.expr})")
+    else:
+        red = ctx.array(ctx.rng.choice(reds), t.dtype, ctx.grid)
+        op = ops[0] if len(ops) == 1 else ctx.rng.choice(ops)  # no draw for one op: seeds keep their kernels
+        ctx.emit(f"wp.tile_store({red}, wp.{op}({t.expr}), offset={i})")
+
+
 def per_thread(ctx: Ctx) -> None:
     """Per-thread values turned into tiles and back (``wp.tile``/``untile``, scatters, stacks)."""
     _grid(ctx, 1)
@@ -273,23 +287,12 @@ def per_thread(ctx: Ctx) -> None:
             t = ctx.assign("t", f"wp.tile({p}[{i}, {lane}] * {v}, preserve_type=True)", "vec3f", (0,))
             t = ctx.assign("t", f"{t.expr} + wp.tile({vec}({v}, 0.0, 1.0), preserve_type=True)" if ctx.chance(0.5)
                            else f"{t.expr} * {round(ctx.rng.uniform(-2, 2), 2)}", "vec3f", (0,))
-            if ctx.chance(0.5):
-                out = ctx.array(ctx.rng.choice(("out", "moved")), "vec3f", (ctx.grid[0], b))
-                ctx.emit(f"{out}[{i}, {lane}] = wp.untile({t.expr})")
-            else:
-                red = ctx.array(ctx.rng.choice(("block_sum", "centroid")), "vec3f", ctx.grid)
-                ctx.emit(f"wp.tile_store({red}, wp.tile_sum({t.expr}), offset={i})")
+            _untile_or_reduce(ctx, t, 0.5, ("out", "moved"), ("block_sum", "centroid"), ("tile_sum",))
         elif part == "tile":
             t = ctx.assign("t", f"wp.tile({v})", "float32", (0,))
             t = ctx.assign("t", f"wp.tile_map({helper(ctx, 1, 'float32')}, {t.expr})" if ctx.chance(0.5)
                            else f"{t.expr} * {round(ctx.rng.uniform(-2, 2), 2)} + wp.tile({v} * {v})", "float32", (0,))
-            if ctx.chance(0.6):
-                out = ctx.array(ctx.rng.choice(("out", "y")), "float32", (ctx.grid[0], b))
-                ctx.emit(f"{out}[{i}, {lane}] = wp.untile({t.expr})")
-            else:
-                red = ctx.array(ctx.rng.choice(("block_sum", "partial")), "float32", ctx.grid)
-                op = ctx.rng.choice(("tile_sum", "tile_max", "tile_min"))
-                ctx.emit(f"wp.tile_store({red}, wp.{op}({t.expr}), offset={i})")
+            _untile_or_reduce(ctx, t, 0.6, ("out", "y"), ("block_sum", "partial"), ("tile_sum", "tile_max", "tile_min"))
         elif part == "from_thread":
             m = ctx.rng.choice((8, 16, 32))
             ctx.const("TILE", m)
