@@ -32,6 +32,8 @@ from typing import Any
 import anyio
 import psutil
 
+from stream.benchmore import measure_idle_main
+
 
 @dataclass
 class _Sampler:
@@ -168,7 +170,7 @@ def measure_pipeline(out: str, seeds: list[int], workers: int, state_dir: Path,
     records = metrics.records._value.get()
     main_cpu = metrics.main_cpu_seconds() - sampler.own_cpu_since(metrics.started)
     return {
-        "kernels": int(processed), "records": int(records), "wall_s": round(elapsed, 2),
+        "kernels": int(processed), "records": int(records), "wall_s": round(elapsed, 2), "main_cpu_s": round(main_cpu, 4),
         "kernels_per_s": round(processed / elapsed, 1),
         # From the workers being up to the last commit; the sampler's own ticks excluded.
         "main_cpu_ms_per_record": round(1000 * main_cpu / max(records, 1), 4),
@@ -242,24 +244,37 @@ def run_bench(n: int, workers: int, with_s3: bool = True, seed_start: int = 10_0
     if s3_runs:
         result["pipeline_s3_kernels_per_s"] = statistics.median(p["kernels_per_s"] for p in s3_runs)
         result["ratio_s3"] = round(statistics.median(p["kernels_per_s"] / c for p, c in zip(s3_runs, ceilings)), 3)
-    result["scale_model"] = scale_model(runs["ceiling"], runs["pipeline_local"])
+    result["main_idle_cpu_ms_per_s"] = idle = measure_idle_main(workers)
+    result["scale_model"] = scale_model(runs["ceiling"], runs["pipeline_local"], idle)
     result["ratios_per_round"] = {
         "local": [round(p["kernels_per_s"] / c, 3) for p, c in zip(runs["pipeline_local"], ceilings)],
         "s3": [round(p["kernels_per_s"] / c, 3) for p, c in zip(s3_runs, ceilings)]}
     return result
 
 
-def scale_model(ceilings: list[dict[str, Any]], pipelines: list[dict[str, Any]]) -> dict[str, Any]:
-    """How many workers one producer's main process can feed: a worker spends
-    ``worker_ms_per_kernel`` on each kernel, the main process ``main_ms_per_kernel``, so the
-    main process saturates one core at worker_ms / main_ms workers (medians of the runs)."""
+def scale_model(ceilings: list[dict[str, Any]], pipelines: list[dict[str, Any]],
+                idle_ms_per_s: float = 0.0) -> dict[str, Any]:
+    """How many workers one producer's main process can feed (medians of the runs).
+
+    Its CPU has two parts: ``idle_ms_per_s`` every second whatever the rate (the pool's
+    manager threads, measured with the pool idle) and ``marginal_ms_per_kernel`` for each
+    kernel (the rest of the measured CPU, spread over the kernels). A worker spends
+    ``worker_ms_per_kernel`` per kernel, so W workers cost the main process
+    idle + W * 1000 / worker_ms * marginal ms each second, one core at
+    W = (1000 - idle) * worker_ms / (1000 * marginal). With idle 0 this is the older,
+    stricter model worker_ms / main_ms (every ms of the run charged per kernel)."""
     import statistics
 
     worker_ms = statistics.median(1000 / r for c in ceilings for r in c["per_process_kernels_per_s"])
     main_ms = statistics.median(p["main_cpu_ms_per_kernel"] for p in pipelines)
+    marginal = statistics.median(max(p["main_cpu_s"] - idle_ms_per_s / 1000 * p["wall_s"], 0.0) * 1000
+                                 / max(p["kernels"], 1) for p in pipelines)
+    feeds = int((1000 - idle_ms_per_s) * worker_ms / (1000 * marginal)) if marginal > 0 else None
     return {"worker_ms_per_kernel": round(worker_ms, 2), "main_ms_per_kernel": round(main_ms, 4),
             "main_ms_per_record": statistics.median(p["main_cpu_ms_per_record"] for p in pipelines),
-            "workers_one_producer_feeds": int(worker_ms / main_ms) if main_ms > 0 else None}
+            "idle_ms_per_s": idle_ms_per_s, "marginal_ms_per_kernel": round(marginal, 4),
+            "workers_one_producer_feeds_all_per_kernel": int(worker_ms / main_ms) if main_ms > 0 else None,
+            "workers_one_producer_feeds": feeds}
 
 
 def run_sweep(n: int, max_workers: int, seed_start: int = 10_000_000) -> dict[str, Any]:
@@ -270,6 +285,7 @@ def run_sweep(n: int, max_workers: int, seed_start: int = 10_000_000) -> dict[st
                               "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     with tempfile.TemporaryDirectory(prefix="jitsynth-sweep-") as tmp:
         for workers in steps:
+            idle = measure_idle_main(workers)
             seeds = list(range(seed_start, seed_start + n * workers))
             ceiling = measure_ceiling(seeds, workers)
             pipeline = measure_pipeline(str(Path(tmp) / f"ds{workers}"), seeds, workers, Path(tmp) / f"st{workers}")
@@ -278,7 +294,7 @@ def run_sweep(n: int, max_workers: int, seed_start: int = 10_000_000) -> dict[st
                 "pipeline_kernels_per_s": pipeline["kernels_per_s"],
                 "ratio": round(pipeline["kernels_per_s"] / ceiling["kernels_per_s"], 3),
                 "main_cpu_ms_per_record": pipeline["main_cpu_ms_per_record"],
-                "scale_model": scale_model([ceiling], [pipeline])})
+                "main_idle_cpu_ms_per_s": idle, "scale_model": scale_model([ceiling], [pipeline], idle)})
     return result
 
 

@@ -39,17 +39,21 @@ def _table(result: dict[str, Any]) -> str:
                          f"{ms['build_adjoints'] + ms['emit_cpu'] + ms['emit_cuda']:.2f} |")
     model = result.get("scale_model")
     if model:
-        lines += ["", f"Scale model: a worker spends {model['worker_ms_per_kernel']} ms per kernel, the main process "
-                      f"{model['main_ms_per_kernel']} ms: one producer feeds up to "
-                      f"{model['workers_one_producer_feeds']} workers."]
+        lines += ["", f"Scale model: a worker spends {model['worker_ms_per_kernel']} ms per kernel; the main process "
+                      f"{model['main_ms_per_kernel']} ms per kernel in all, of which {model['marginal_ms_per_kernel']} "
+                      f"ms grow with kernels and {model['idle_ms_per_s']} ms per second with time: one producer "
+                      f"feeds up to {model['workers_one_producer_feeds']} workers "
+                      f"({model['workers_one_producer_feeds_all_per_kernel']} if all of its CPU grew with kernels)."]
     return "\n".join(lines)
 
 
 def _sweep_table(found: dict[str, Any]) -> str:
-    lines = ["| workers | ceiling kernels/s | pipeline kernels/s | ratio | main CPU ms/record | workers one producer feeds |",
-             "|---|---|---|---|---|---|"]
+    lines = ["| workers | ceiling kernels/s | pipeline kernels/s | ratio | main CPU ms/record | main idle CPU ms/s | "
+             "workers one producer feeds |",
+             "|---|---|---|---|---|---|---|"]
     lines += [f"| {s['workers']} | {s['ceiling_kernels_per_s']} | {s['pipeline_kernels_per_s']} | {s['ratio']} | "
-              f"{s['main_cpu_ms_per_record']} | {s['scale_model']['workers_one_producer_feeds']} |"
+              f"{s['main_cpu_ms_per_record']} | {s['main_idle_cpu_ms_per_s']} | "
+              f"{s['scale_model']['workers_one_producer_feeds']} |"
               for s in found["steps"]]
     return "\n".join(lines)
 

@@ -113,3 +113,38 @@ async def shard_memory(sink, megabytes: int) -> dict[str, Any]:  # noqa: ANN001 
     stored = await writer.finish()
     return {"raw_mb": round(written / 2**20), "stored_mb": round(stored.bytes / 2**20, 1),
             "part_mb": sink.min_part_size >> 20, "rss_growth_mb": round((peak - rss0) / 2**20, 1)}
+
+
+def _noop_init() -> None:
+    pass
+
+
+def _echo(seeds: list[int]) -> list[int]:
+    return seeds
+
+
+def _failed(seed: int, reason: str) -> tuple[int, str]:
+    return seed, reason
+
+
+def measure_idle_main(workers: int, seconds: float = 3.0) -> float:
+    """CPU ms per second the producer's main process spends with its pool up and nothing to
+    do (pebble's manager threads and the event loop ticking): the part of its cost that
+    grows with time, not with records. The scale model charges it once per producer."""
+    import anyio
+
+    from stream.pool import WorkerPool
+
+    pool = WorkerPool(workers, _echo, _failed, _noop_init, (), timeout=60, max_tasks=1000)
+
+    async def idle() -> float:
+        await pool.warm_up(workers)
+        await anyio.sleep(0.5)  # let the warm-up's results and acks drain
+        cpu0, t0 = time.process_time(), time.monotonic()
+        await anyio.sleep(seconds)
+        return 1000 * (time.process_time() - cpu0) / (time.monotonic() - t0)
+
+    try:
+        return round(anyio.run(idle, backend="asyncio"), 3)
+    finally:
+        pool.close(now=True)

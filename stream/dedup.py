@@ -101,10 +101,13 @@ class DedupIndex:
         except BaseException:
             self.db.execute("ROLLBACK")
             raise
+        pending = self.pending
         for i in ids:
             raw = bytes.fromhex(i)
-            self.bloom.add(raw)
-            self.pending.discard(raw)
+            if raw in pending:  # add_pending put it in the bloom filter already
+                pending.remove(raw)
+            else:  # a commit replayed at resume
+                self.bloom.add(raw)
 
     def drop_pending(self) -> None:
         """Forget ids of a shard that was never committed (they stay in the bloom filter,

@@ -102,6 +102,7 @@ class Producer:
         self._progress = anyio.Event()  # set by the sequencer after each batch
         self._open_ids: list[str] = []  # ids of the shard the sequencer is filling
         self._tasks: set[asyncio.Task] = set()
+        self._stop_wait: asyncio.Future | None = None
 
     # -- setup -------------------------------------------------------------------------------------
     async def run(self) -> RunResult:
@@ -216,11 +217,12 @@ class Producer:
 
     async def _await_batch(self, task: asyncio.Task) -> list[FramedBatch] | None:
         """The batch's framed results, or None if a stop was requested first."""
-        stop_wait = asyncio.ensure_future(self.stop.wait())
-        try:
-            await asyncio.wait({task, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            stop_wait.cancel()
+        if not task.done():
+            # One long-lived waiter on the stop event for the whole run, not one per batch.
+            if self._stop_wait is None:
+                self._stop_wait = asyncio.ensure_future(self.stop.wait())
+                self._tasks.add(self._stop_wait)
+            await asyncio.wait({task, self._stop_wait}, return_when=asyncio.FIRST_COMPLETED)
         return task.result() if task.done() else None
 
     # -- the sequencer: seed order, dedup, where shards end ------------------------------------------
@@ -283,7 +285,9 @@ class Producer:
                 self.planned += len(plan.ids)
                 plan = None
                 if self.s.count is not None and self.planned >= self.s.count:
+                    self.metrics.processed.inc(i + 1)
                     return None, True
+        self.metrics.processed.inc(len(part.outcomes))
         if plan is not None:
             await self._append(plan, splitter.segment(at_end=True), ops)
         return plan, False
@@ -306,7 +310,6 @@ class Producer:
 
     def _take(self, plan: ShardPlan, outcome) -> bool:  # noqa: ANN001
         """Account for one outcome; True if it is a new record to write."""
-        self.metrics.processed.inc()
         if isinstance(outcome, Failed):
             plan.failures.append(Failure(outcome.seed, outcome.reason))
             self.metrics.failures.inc()

@@ -17,9 +17,22 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
 import structlog
+import pebble.common
 from pebble import ProcessExpired, ProcessPool
 
 log = structlog.get_logger("jitsynth.pool")
+
+# pebble's manager threads wake every ``CONSTS.sleep_unit`` (0.1 s) to look for timed-out
+# tasks and dead workers, whether or not anything happened: ~20 wake-ups a second that cost
+# the producer's main process a fixed few ms of CPU per second (measured with yappi, issue
+# 18). Results never wait for this tick (they arrive on a pipe the message thread polls),
+# so a coarser one only delays noticing a hang or a crash by up to half a second, next to
+# task timeouts of minutes. tests/test_pool.py fails loudly if pebble drops the knob.
+POLL_INTERVAL_S = 0.5
+
+
+def _coarser_polling() -> None:
+    pebble.common.CONSTS.sleep_unit = max(pebble.common.CONSTS.sleep_unit, POLL_INTERVAL_S)
 
 
 def _child_init(initializer: Callable[..., None], args: tuple[Any, ...]) -> None:
@@ -44,6 +57,7 @@ class WorkerPool:
         self.crashes = 0
         self.timeouts = 0
         self.closed = False
+        _coarser_polling()
         self._pool = ProcessPool(max_workers=workers, max_tasks=max_tasks, initializer=_child_init,
                                  initargs=(initializer, initargs), context=multiprocessing.get_context("spawn"))
 

@@ -26,4 +26,23 @@ def test_sweep_steps_double_up_to_n_and_report_main_cpu_and_the_scale_model() ->
         assert step["ratio"] == pytest.approx(step["pipeline_kernels_per_s"] / step["ceiling_kernels_per_s"], abs=1e-3)
         model = step["scale_model"]
         assert step["main_cpu_ms_per_record"] > 0 and model["main_ms_per_kernel"] > 0
-        assert model["workers_one_producer_feeds"] == int(model["worker_ms_per_kernel"] / model["main_ms_per_kernel"])
+        assert model["workers_one_producer_feeds_all_per_kernel"] == int(model["worker_ms_per_kernel"]
+                                                                         / model["main_ms_per_kernel"])
+        # the idle part is charged once, the rest per kernel: never fewer workers than the stricter model
+        assert step["main_idle_cpu_ms_per_s"] == model["idle_ms_per_s"] >= 0
+        assert 0 < model["marginal_ms_per_kernel"] <= model["main_ms_per_kernel"]
+        assert model["workers_one_producer_feeds"] >= model["workers_one_producer_feeds_all_per_kernel"]
+
+
+def test_scale_model_charges_idle_cpu_per_second_and_the_rest_per_kernel() -> None:
+    from stream.bench import scale_model
+
+    ceilings = [{"per_process_kernels_per_s": [50.0, 50.0]}]  # 20 ms a kernel per worker
+    # 10 s, 1,000 kernels, 0.5 CPU-s: 0.5 ms/kernel in all; 20 ms/s idle -> 0.2 s idle, 0.3 s for kernels
+    pipelines = [{"main_cpu_s": 0.5, "wall_s": 10.0, "kernels": 1000, "main_cpu_ms_per_kernel": 0.5,
+                  "main_cpu_ms_per_record": 0.5}]
+    model = scale_model(ceilings, pipelines, idle_ms_per_s=20.0)
+    assert model["marginal_ms_per_kernel"] == pytest.approx(0.3)
+    # W workers: 20 + W * (1000 / 20) * 0.3 = 1000 ms/s  ->  W = 980 / 15 = 65.3
+    assert model["workers_one_producer_feeds"] == 65
+    assert model["workers_one_producer_feeds_all_per_kernel"] == 40  # 20 / 0.5
