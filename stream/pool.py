@@ -42,10 +42,12 @@ def _child_init(initializer: Callable[..., None], args: tuple[Any, ...]) -> None
     initializer(*args)
 
 
-def _pause(seconds: float) -> None:
+def _pause(seconds: float) -> int:
+    import os
     import time
 
     time.sleep(seconds)
+    return os.getpid()
 
 
 class WorkerPool:
@@ -63,9 +65,17 @@ class WorkerPool:
 
     async def warm_up(self, workers: int) -> None:
         """Wait until every worker has started and initialised Warp (pool start-up costs
-        a few seconds; callers that time throughput start their clock after this)."""
-        futures = [self._pool.schedule(_pause, args=(0.3,), timeout=self._timeout + 60) for _ in range(workers)]
-        await asyncio.gather(*(asyncio.wrap_future(f) for f in futures))
+        a few seconds; callers that time throughput start their clock after this).
+
+        A round of ``workers`` short pauses proves it only when ``workers`` different
+        processes ran them at once: a worker ready early could otherwise take two pauses
+        while another is still importing Warp, and the clock would start too soon."""
+        for _ in range(50):
+            futures = [self._pool.schedule(_pause, args=(0.3,), timeout=self._timeout + 60) for _ in range(workers)]
+            pids = await asyncio.gather(*(asyncio.wrap_future(f) for f in futures))
+            if len(set(pids)) == workers:
+                return
+        log.warning("workers did not all start together; going on", workers=workers)
 
     async def _run(self, seeds: list[int]) -> Any:
         future = self._pool.schedule(self._task, args=(seeds,), timeout=self._timeout)

@@ -51,3 +51,32 @@ def test_a_hung_task_is_reported_with_the_coarser_tick() -> None:
     assert ok == [[2, 4]]
     assert len(hung) == 1 and hung[0][0] == 13 and "timed out after 2s" in hung[0][1]
     assert pool.timeouts == 2  # the batch, then the seed alone
+
+
+def _uneven_init(marks: str) -> None:
+    """The first worker to start is ready at once; every later one takes 3 s more (as a
+    worker still importing Warp), then writes when it became ready."""
+    import pathlib
+
+    root = pathlib.Path(marks)
+    try:
+        (root / "first").open("x").close()
+    except FileExistsError:
+        time.sleep(3)
+    (root / f"ready-{time.monotonic_ns()}").touch()
+
+
+def test_warm_up_returns_only_when_every_worker_is_ready(tmp_path) -> None:  # noqa: ANN001
+    pool = WorkerPool(2, _task, _failed, _uneven_init, (str(tmp_path),), timeout=30, max_tasks=1000)
+
+    async def main() -> int:
+        await pool.warm_up(2)
+        return time.monotonic_ns()
+
+    try:
+        warmed = anyio.run(main)
+    finally:
+        pool.close(now=True)
+    ready = sorted(int(p.name.split("-")[1]) for p in tmp_path.glob("ready-*"))
+    assert len(ready) == 2
+    assert warmed >= ready[-1]  # the slow worker was ready before the clock would start
