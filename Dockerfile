@@ -33,22 +33,25 @@ COPY sinks ./sinks
 RUN /opt/jitsynth/bin/pip install --no-deps . \
     && /opt/jitsynth/bin/pip check \
     && /opt/jitsynth/bin/jitsynth --help > /dev/null
+# The lock holds the runtime dependencies only: not the `data` extra (datasketch, scipy,
+# pyarrow, matplotlib), which only `dedup --near`, `export --format parquet` and `card` plots
+# use; those say in one line to pip install 'jitsynth[data]'.
 # Trim what the producer never loads (measured: README "Container image"):
 # - pip and setuptools: nothing installs at run time;
-# - the test suites of numpy and matplotlib (warp.tests and warp.examples stay: `jitsynth
-#   ingest warp.examples warp.tests` reads their kernels);
-# - debug info in extension modules (zstandard, fontTools, kiwisolver, PIL ship it: ~35 MB).
+# - numpy's test suites (warp.tests and warp.examples stay: `jitsynth ingest warp.examples
+#   warp.tests` reads their kernels);
+# - debug info in extension modules (zstandard's two: 23.7 -> 2.1 MB; aiohttp, multidict, yarl...).
 #   The auditwheel-patched libraries in *.libs/ are left alone (strip can break patched
 #   ELF files) and so is warp/bin (Warp's clang/LLVM and NVRTC, needed for cpu-compile and ptx);
 # - botocore's models of AWS services other than S3 and the credential chain's STS / SSO.
 # Byte code stays compiled: with a read-only root filesystem nothing could cache it later.
 RUN /opt/jitsynth/bin/pip uninstall -y -q pip setuptools \
     && cd /opt/jitsynth/lib/python3*/site-packages \
-    && rm -rf numpy/*/tests numpy/tests matplotlib/tests \
+    && rm -rf numpy/*/tests numpy/tests \
     && find . -name '*.so' -not -path './*.libs/*' -not -path './warp/*' -exec strip --strip-debug {} + \
     && find botocore/data -mindepth 1 -maxdepth 1 -type d \
          -not -name s3 -not -name sts -not -name sso -not -name sso-oidc -exec rm -rf {} + \
-    && /opt/jitsynth/bin/python -c "import numpy, matplotlib.figure, zstandard, kiwisolver, PIL.Image, warp, synth.families, boto3; boto3.client('s3', region_name='us-east-1'); boto3.client('sts', region_name='us-east-1')" \
+    && /opt/jitsynth/bin/python -c "import numpy, zstandard, aiohttp, warp, synth.families, boto3; boto3.client('s3', region_name='us-east-1'); boto3.client('sts', region_name='us-east-1')" \
     && /opt/jitsynth/bin/jitsynth sample --seed 1 > /dev/null
 
 FROM ${PYTHON_IMAGE} AS runtime

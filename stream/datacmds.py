@@ -86,7 +86,10 @@ def card(url: str, endpoint_url: EndpointOpt = None,
     """Write the dataset card (README.md, dataset.json, card/*.png) at the dataset prefix."""
     from stream.card import write_card
     from stream.config import ConfigError, load_settings
+    from stream.extras import PLOTS, missing_data_extra
 
+    if plots and (missing := missing_data_extra("jitsynth card (plots)", PLOTS, hint=", or pass --no-plots")):
+        _fail(2, missing)
     try:
         gen_config = load_settings({}, config).generator_config()
     except ConfigError as exc:
@@ -126,6 +129,7 @@ def export(url: str, to: Annotated[Path, Opt(help="Directory to write the sample
     from sinks.splits import SplitError, split_options
     from sinks.where import WhereError, compile_where
     from stream.export import BACKENDS, export_per_sample
+    from stream.extras import PARQUET, missing_data_extra
     from stream.logs import configure
 
     configure("auto", "warning")  # logs to stderr, as the other readers: stdout is for the summary
@@ -137,6 +141,8 @@ def export(url: str, to: Annotated[Path, Opt(help="Directory to write the sample
         _fail(2, f"--backend {backend!r}: use cpu, cuda or both")
     if fmt == "parquet" and backend != "both":
         _fail(2, "--backend applies to --format json: Parquet rows hold both backends")
+    if fmt == "parquet" and (missing := missing_data_extra("jitsynth export --format parquet", PARQUET)):
+        _fail(2, missing)
     try:
         keep = compile_where(where) if where else None
         fractions = split_options(split, split_fractions)

@@ -43,6 +43,7 @@ def dedup(url: str,
     from sinks.shardio import CorruptShard
     from sinks.url import opened_sink
     from stream.crossdedup import DEDUP_KEY, exclusions, run_dedup
+    from stream.extras import NEAR_DUPLICATES, missing_data_extra
     from stream.logs import configure
     from stream.neardup import DEFAULT_THRESHOLD, NearParams, run_near
 
@@ -52,6 +53,8 @@ def dedup(url: str,
         _fail(2, f"--workers {workers}: use 1 or more")
     if threshold is not None and not 0 < threshold <= 1:
         _fail(2, f"--threshold {threshold}: use a Jaccard similarity in (0, 1], e.g. 0.85")
+    if near and (missing := missing_data_extra("jitsynth dedup --near", NEAR_DUPLICATES)):
+        _fail(2, missing)
     params = NearParams(threshold=DEFAULT_THRESHOLD if threshold is None else threshold)
 
     async def main() -> Any:
