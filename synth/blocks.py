@@ -94,7 +94,7 @@ def bound_in(node: ast.AST) -> set[str]:
     return found
 
 
-def _kernel(tree: ast.Module) -> ast.FunctionDef | None:
+def only_kernel(tree: ast.Module) -> ast.FunctionDef | None:
     kernels = [f for f in functions(tree) if any(decorator_name(d) == "kernel" for d in f.decorator_list)]
     return kernels[0] if len(kernels) == 1 else None
 
@@ -240,14 +240,14 @@ def delete_statement(tree: ast.Module, rng: random.Random, site: Site) -> str | 
     and its reads get a neutral value of its type (zero, one where it multiplies); an array
     store, atomic or expect goes only when the kernel keeps another effect. Candidates are
     tried in seeded order until one keeps the module's quality (nothing newly dead or unused)."""
-    kernel = _kernel(tree)
+    kernel = only_kernel(tree)
     by_kind: dict[str, list] = {}
     for fn in functions(tree):
         for stmt, kind, repair in _deletions(fn, kernel):
             by_kind.setdefault(kind, []).append((stmt, repair))
     if not by_kind:
         return None
-    baseline = _defects(tree, kernel)
+    baseline = defects(tree, kernel)
     for _ in range(MAX_QUALITY_CHECKS):
         # the kind first: a test kernel's many expects would otherwise crowd out the data-flow deletions
         kinds = sorted(k for k, found in by_kind.items() if found)
@@ -257,7 +257,7 @@ def delete_statement(tree: ast.Module, rng: random.Random, site: Site) -> str | 
         stmt, repair = by_kind[kind].pop(rng.randrange(len(by_kind[kind])))
         trial, twins = twin(tree)
         _delete(trial, twins, stmt, repair)
-        if baseline is None or _no_worse(_defects(trial, kernel), baseline):
+        if baseline is None or no_worse(defects(trial, kernel), baseline):
             tree.body[:] = trial.body
             return f"delete_statement: {kind}: {ast.unparse(stmt).splitlines()[0][:60]}"
     return None
@@ -282,7 +282,8 @@ def _delete(trial: ast.Module, twins: dict[int, ast.AST], stmt: ast.stmt, repair
             block.remove(mine)
 
 
-def _defects(tree: ast.Module, kernel: ast.FunctionDef | None) -> tuple[int, ...] | None:
+def defects(tree: ast.Module, kernel: ast.FunctionDef | None) -> tuple[int, ...] | None:
+    """``synth.variants.defect_counts`` of the module as it is now (None: no single kernel to check)."""
     if kernel is None:
         return None
     from synth.realism import safe_check
@@ -291,5 +292,5 @@ def _defects(tree: ast.Module, kernel: ast.FunctionDef | None) -> tuple[int, ...
     return defect_counts(safe_check(ast.unparse(tree), kernel.name, quiet=True))
 
 
-def _no_worse(got: tuple[int, ...] | None, baseline: tuple[int, ...]) -> bool:
+def no_worse(got: tuple[int, ...] | None, baseline: tuple[int, ...]) -> bool:
     return got is not None and all(g <= b for g, b in zip(got, baseline, strict=True))

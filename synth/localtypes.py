@@ -174,32 +174,33 @@ def function_types(fn: ast.FunctionDef) -> dict[str, str]:
     env = {a.arg: t for a in params(fn) if (t := _annotation_type(a.annotation)) is not None}
     fixed = set(env)
     conflicting: set[str] = set()
+    typed: list[tuple[str, ast.expr | None, str | None]] = []  # (local, value to type, or its known type)
+    for node in ast.walk(fn):
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            typed.append((node.targets[0].id, node.value, None))
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            typed.append((node.target.id, None, _annotation_type(node.annotation)))
+        elif isinstance(node, ast.For) and isinstance(node.target, ast.Name) and isinstance(node.iter, ast.Call) \
+                and isinstance(node.iter.func, ast.Name) and node.iter.func.id == "range":
+            typed.append((node.target.id, None, "int32"))
+        elif isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Tuple) \
+                and isinstance(node.value, ast.Call) and ast.unparse(node.value) == "wp.tid()":
+            typed += [(n, None, "int32") for n in target_names(node.targets[0])]  # i, j = wp.tid()
+        elif isinstance(node, (ast.Assign, ast.For)):  # other tuple targets, other loops: not typed here
+            for t in node.targets if isinstance(node, ast.Assign) else [node.target]:
+                conflicting.update(n for n in target_names(t) if n not in fixed)
     for _ in range(4):  # locals typed from locals: a few rounds reach the fixpoint of real kernels
         changed = False
-        for node in ast.walk(fn):
-            found: list[tuple[str, str | None]] = []
-            if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-                found = [(node.targets[0].id, expr_type(node.value, env))]
-            elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
-                found = [(node.target.id, _annotation_type(node.annotation))]
-            elif isinstance(node, ast.For) and isinstance(node.target, ast.Name) and isinstance(node.iter, ast.Call) \
-                    and isinstance(node.iter.func, ast.Name) and node.iter.func.id == "range":
-                found = [(node.target.id, "int32")]
-            elif isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Tuple) \
-                    and isinstance(node.value, ast.Call) and ast.unparse(node.value) == "wp.tid()":
-                found = [(n, "int32") for n in target_names(node.targets[0])]  # i, j = wp.tid()
-            elif isinstance(node, (ast.Assign, ast.For)):  # other tuple targets, other loops: not typed here
-                for t in node.targets if isinstance(node, ast.Assign) else [node.target]:
-                    conflicting.update(n for n in target_names(t) if n not in fixed)
-            for name, t in found:
-                if name in fixed or name in conflicting or t is None:
-                    continue
-                if env.get(name, t) != t:
-                    conflicting.add(name)
-                    env.pop(name, None)
-                elif name not in env:
-                    env[name] = t
-                    changed = True
+        for name, value, known in typed:
+            t = known if value is None else expr_type(value, env)
+            if name in fixed or name in conflicting or t is None:
+                continue
+            if env.get(name, t) != t:
+                conflicting.add(name)
+                env.pop(name, None)
+            elif name not in env:
+                env[name] = t
+                changed = True
         if not changed:
             break
     return env

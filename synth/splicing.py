@@ -17,7 +17,17 @@ import ast
 import random
 from dataclasses import dataclass, field
 
-from synth.blocks import IMPURE, PYTHON_CALLS, free_names, loads, positions, pure
+from synth.blocks import (
+    IMPURE,
+    PYTHON_CALLS,
+    defects,
+    free_names,
+    loads,
+    no_worse,
+    only_kernel,
+    positions,
+    pure,
+)
 from synth.localtypes import FLOATS, expr_type, function_types, scalar_of
 from synth.mutations import Site, call_name, functions, parent_map, replace_child
 
@@ -142,6 +152,7 @@ def splice_statement(tree: ast.Module, rng: random.Random, site: Site) -> str | 
     taken_everywhere = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)} | \
         {a.arg for a in ast.walk(tree) if isinstance(a, ast.arg)}
     own = {ast.unparse(s) for s in ast.walk(tree) if isinstance(s, (ast.Assign, ast.AugAssign))}  # no self-copies
+    kernel, baseline = only_kernel(tree), None
     for _ in range(min(len(places), MAX_POSITIONS)):
         fn, types, body, i, bound = places.pop(rng.randrange(len(places)))
         have = {n: types[n] for n in sorted(bound) if n in types and not types[n].startswith("array:")}
@@ -167,13 +178,24 @@ def splice_statement(tree: ast.Module, rng: random.Random, site: Site) -> str | 
         if into is not None:
             mapping[graft.result] = into
         stmts = [_Rename(mapping).visit(s) for s in ast.parse(graft.text).body]
+        # a graft into code the liveness check finds dead (a write to a wp.ref parameter, an
+        # accumulator nothing live reads) would be dead too: undone here rather than by the judge
+        if baseline is None:
+            baseline = defects(tree, kernel)
+        undo = None
         if not graft.accumulate:
             use = rng.choice([u for u in reads if types[u.id] == graft.type])
             enclosing = next(s for s in body[i:] if any(n is use for n in ast.walk(s)))
-            replace_child(parent_map(enclosing).get(id(use)), use,
-                          ast.BinOp(ast.Name(use.id, ast.Load()), ast.Add(), ast.Name(mapping[graft.result], ast.Load())))
+            up = parent_map(enclosing).get(id(use))
+            added = ast.BinOp(ast.Name(use.id, ast.Load()), ast.Add(), ast.Name(mapping[graft.result], ast.Load()))
+            replace_child(up, use, added)
+            undo = (up, added, use)
         body[i:i] = stmts
-        return f"splice_statement: {ast.unparse(stmts[-1])[:60]}"
+        if baseline is None or no_worse(defects(tree, kernel), baseline):
+            return f"splice_statement: {ast.unparse(stmts[-1])[:60]}"
+        del body[i:i + len(stmts)]
+        if undo is not None:
+            replace_child(*undo)
     return None
 
 

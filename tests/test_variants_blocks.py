@@ -285,3 +285,11 @@ def test_delete_never_replaces_an_output_argument_by_a_value() -> None:
             out[0] = s
     """
     assert all(_apply(delete_statement, through_a_ref, seed)[0] is None for seed in range(5))
+
+
+def test_splice_never_feeds_code_that_is_dead() -> None:
+    donor = "@wp.kernel\ndef d(x: float, t: float):\n    acc = float(0.0)\n    acc += wp.exp(x) * t\n"
+    site = Site(statements=portable_statements([donor]))
+    # y is read only by its own dead update: an accumulation into it would be dead as well
+    dead_y = _kernel("i = wp.tid()", "y = a[i]", "y += 2.0", "out[i] = a[i] * gain")
+    assert all(_apply(splice_statement, dead_y, seed, site)[0] is None for seed in range(5))
