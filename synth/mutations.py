@@ -50,6 +50,8 @@ class Site:
 
     # constructor (``ast.dump`` of the callee) -> closed expressions of the corpus calling it, in corpus order
     closed: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # statements of the corpus portable into another kernel (``synth.splicing.Portable``), in corpus order
+    statements: tuple = ()
 
 
 def functions(tree: ast.Module) -> list[ast.FunctionDef]:

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 import blake3
 import msgspec
 
-from synth import mutations, restructure
+from synth import blocks, mutations, outline, restructure, splicing
 from synth.canonical import canonical_key
 from synth.config import VARIANTS_NAME, VARIANTS_VERSION, VariantConfig
 from synth.extract import ExtractionError, extract_sources
@@ -51,6 +51,7 @@ OPERATORS: dict[str, Callable[[ast.Module, random.Random, Site], str | None]] = 
     "dtype": mutations.dtype, "inline_local": restructure.inline_local, "extract_local": restructure.extract_local,
     "inline_helper": restructure.inline_helper, "commute": mutations.commute, "splice": restructure.splice,
     "specialise": restructure.specialise,
+    "delete_statement": blocks.delete_statement, "outline": outline.outline, "splice_statement": splicing.splice_statement,
 }
 
 
@@ -324,7 +325,8 @@ class VariantSource:
     def variant(self, seed: int) -> Variant:
         if self._keys is None:
             self._keys = frozenset(canonical_key(p.source) for p in self.parents)
-            self._site = Site(closed_expressions([p.source for p in self.parents]))
+            self._site = Site(closed_expressions([p.source for p in self.parents]),
+                              splicing.portable_statements([p.source for p in self.parents]))
             self._weights = parent_weights(self.parents)
         return mutate(seed, self.parents, self.cfg, self._check, self._keys, self._site, self._builds, self._weights)
 

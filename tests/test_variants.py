@@ -258,4 +258,5 @@ def test_bad_variants_table_is_a_one_line_usage_error(corpus: Path, tmp_path: Pa
     assert proc.stderr.strip() == ("jitsynth: error: invalid config: Value error, variants config: need 1 <= "
                                    "min_mutations <= max_mutations; unknown operators ['warp']; known: "
                                    "constant, scale, binop, compare, builtin, loop_bound, dtype, inline_local, "
-                                   "extract_local, inline_helper, commute, splice, specialise")
+                                   "extract_local, inline_helper, commute, splice, specialise, delete_statement, outline, "
+                                   "splice_statement")
