@@ -128,7 +128,7 @@ class GeneratorConfig:
 
 
 VARIANTS_NAME = "jitsynth.variants"
-VARIANTS_VERSION = "1.0.0"
+VARIANTS_VERSION = "1.1.0"
 
 
 def _default_operators() -> dict[str, float]:
@@ -138,7 +138,8 @@ def _default_operators() -> dict[str, float]:
     # rejected by Warp (float64 through float32-only builtins).
     return {"constant": 3.0, "scale": 1.0, "binop": 1.5, "compare": 1.0, "builtin": 1.5, "loop_bound": 1.0, "dtype": 0.6,
             "inline_local": 1.0, "extract_local": 1.0, "inline_helper": 0.6, "commute": 0.5, "splice": 1.0,
-            "specialise": 0.5}
+            "specialise": 0.5,
+            "vector_width": 0.8, "array_rank": 0.8, "launch_dim": 0.8}
 
 
 OPERATOR_KEYS = tuple(_default_operators())

@@ -91,7 +91,7 @@ def _defects(source: str, kernel: str) -> tuple[int, ...]:
 
 @pytest.mark.parametrize("operator", ["constant", "scale", "binop", "compare", "builtin", "loop_bound", "dtype",
                                       "inline_local", "extract_local", "inline_helper", "commute", "splice",
-                                      "specialise"])
+                                      "specialise", "vector_width", "launch_dim"])
 def test_each_operator_gives_valid_warp_that_keeps_the_contracts(corpus: Path, operator: str) -> None:
     from synth.canonical import canonical_key
     from synth.config import GeneratorConfig
@@ -258,4 +258,5 @@ def test_bad_variants_table_is_a_one_line_usage_error(corpus: Path, tmp_path: Pa
     assert proc.stderr.strip() == ("jitsynth: error: invalid config: Value error, variants config: need 1 <= "
                                    "min_mutations <= max_mutations; unknown operators ['warp']; known: "
                                    "constant, scale, binop, compare, builtin, loop_bound, dtype, inline_local, "
-                                   "extract_local, inline_helper, commute, splice, specialise")
+                                   "extract_local, inline_helper, commute, splice, specialise, vector_width, "
+                                   "array_rank, launch_dim")

@@ -1,0 +1,372 @@
+"""Type-level mutation operators of the variants source (issue 15): the width of a module's
+vectors (``vector_width``), the rank of one array parameter of a kernel (``array_rank``) and
+the launch dimensions of a kernel (``launch_dim``). Same contract as ``synth.mutations``:
+pure AST edits in AST order, a one-line description, or None when the module has no site.
+
+A type change must hold everywhere the type flows, so each operator first proves the module
+is written so that the change is well defined (every use of the array is an index of its full
+rank, no vector component is named, no builtin fixes a dimension ...) and returns None
+whenever it cannot tell: ``synth.variants`` still judges every result (quality contracts,
+Warp codegen), but an operator should not rely on Warp to catch a silently wrong kernel.
+
+Launches follow ``synth.examples``: as many launch dimensions as the highest array rank,
+every array of the launch shape. The array and launch edits keep that true (a kernel's
+``wp.tid()`` names and its arrays' ranks move together), so a variant stays in bounds when
+executed. Tile kernels keep their launch: their block size is not in the source text, and a
+record's id is the canonical key of that text, so a block-size change alone is the parent
+again (see the task report for the measurement).
+"""
+
+from __future__ import annotations
+
+import ast
+import copy
+import random
+import re
+
+from synth.modinfo import PYTHON_BUILTINS, decorator_name, wp_call
+from synth.mutations import Site, call_name, functions, parent_map
+
+_ARRAY_RANKS = {"array": 1, "array1d": 1, "array2d": 2, "array3d": 3, "array4d": 4}
+_VECTOR = re.compile(r"^vec([234])([fdhi]?)$")
+# Atomics: wp.atomic_<op>(array, *indices, value) (atomic_cas also takes the compared value).
+_ATOMIC_TAIL = {"atomic_add": 1, "atomic_sub": 1, "atomic_min": 1, "atomic_max": 1, "atomic_exch": 1,
+                "atomic_and": 1, "atomic_or": 1, "atomic_xor": 1, "atomic_cas": 2}
+# ``wp.*`` names a module may use for its vectors to change width: element-wise or reducing
+# builtins, scalar types, decorators. Anything else (cross, quat/transform/mat constructors,
+# mesh and noise queries, tiles, wp.vector(length=...)) fixes a dimension, and is not touched.
+_WIDTH_AGNOSTIC = frozenset(["kernel", "func", "struct", "constant", "tid", "Any", "array", "array1d", "array2d", "array3d", "array4d", "float32", "float64", "float16", "int32", "int64", "uint32", "uint64", "int8", "uint8", "int16", "uint16", "bool", "dot", "length", "length_sq", "normalize", "abs", "min", "max", "clamp", "sign", "sqrt", "cbrt", "sin", "cos", "tan", "asin", "acos", "atan", "atan2", "sinh", "cosh", "tanh", "exp", "exp2", "log", "log2", "log10", "pow", "floor", "ceil", "round", "trunc", "frac", "lerp", "cw_mul", "cw_div", "atomic_add", "atomic_sub", "atomic_min", "atomic_max", "select", "where", "mod", "step", "nonzero", "isnan", "isinf", "isfinite", "degrees", "radians", "rand_init", "randf", "randi", "print", "printf", "expect_eq", "expect_neq", "expect_near", "neg", "add", "sub", "mul", "div"])
+_NEW_NAMES = ("j", "k", "l", "m", "batch", "lane")
+_SCALAR_ZERO = {"d": "float64", "h": "float16"}
+
+
+def vector_width(tree: ast.Module, rng: random.Random, site: Site) -> str | None:
+    """Every vector of one width (vec3, vec3f, vec3d, vec3h, vec3i) one component wider or
+    narrower, through kernels, helpers, structs and array element types at once; a
+    constructor of all components gets one more (zero, or one for a literal point) or loses
+    its last (only when that is a literal). Only in modules that never name a component
+    (``.x``, ``v[2]``, ``for k in range(3): v[k]``) nor call a builtin that fixes a dimension
+    (``cross``, ``quat_*``, ``mat33`` ...), and whose new width is not in use already."""
+    if _names_a_component(tree) or not _calls_only_known(tree):
+        return None
+    widths: dict[int, None] = {}
+    for node in ast.walk(tree):
+        if _is_wp_attribute(node):
+            found = _VECTOR.match(node.attr)
+            if found:
+                widths.setdefault(int(found[1]))
+            elif node.attr not in _WIDTH_AGNOSTIC:
+                return None
+        elif isinstance(node, ast.Name) and _VECTOR.match(node.id):
+            return None  # an imported or aliased vector type: renaming wp.* alone would miss it
+    moves = [(old, new) for old in widths for new in (old - 1, old + 1) if 2 <= new <= 4 and new not in widths]
+    if not moves:
+        return None
+    old, new = rng.choice(moves)
+    constructors = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and _is_wp_attribute(n.func)
+                    and _width(n.func.attr) == old]
+    for call in constructors:
+        if call.keywords or any(isinstance(a, ast.Starred) for a in call.args) or len(call.args) not in (0, 1, old):
+            return None
+        if len(call.args) == old and new < old and any(isinstance(n, ast.Name) and n.id != "wp"
+                                                       for n in ast.walk(call.args[-1])):
+            return None  # dropping a component that reads a local would change what the kernel computes from it
+    for node in ast.walk(tree):
+        if _is_wp_attribute(node) and _width(node.attr) == old:
+            node.attr = f"vec{new}{_VECTOR.match(node.attr)[2]}"
+    for call in constructors:
+        if len(call.args) != old:
+            continue
+        if new < old:
+            call.args.pop()
+        else:
+            call.args.append(_zero_like(call.args[-1], _VECTOR.match(call.func.attr)[2], rng))
+    return f"vector_width: vec{old} -> vec{new}"
+
+
+def _names_a_component(tree: ast.Module) -> bool:
+    """Whether any function body reads or writes a component: ``v.x``, or an index into
+    anything but an array parameter of the function (``v[2]``, ``m[i][j]``, ``a[i][0]``)."""
+    for fn in functions(tree):
+        arrays = {a.arg for a in fn.args.args if _array_annotation(a.annotation) is not None}
+        for stmt in fn.body:
+            for node in ast.walk(stmt):
+                if isinstance(node, ast.Attribute) and node.attr in ("x", "y", "z", "w") \
+                        and not _is_wp_attribute(node):
+                    return True
+                if isinstance(node, ast.Subscript) and not (isinstance(node.value, ast.Name)
+                                                            and node.value.id in arrays):
+                    return True
+    return False
+
+
+def _calls_only_known(tree: ast.Module) -> bool:
+    """Whether every call is to ``wp.*``, a Python builtin or a function or struct the module
+    defines (an imported helper takes vectors of its own fixed width), without ``*`` unpacking
+    (``wp.vec4(*a, *b)`` ties two widths together)."""
+    defined = {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Starred):
+            return False
+        if isinstance(node, ast.Call) and not _is_wp_attribute(node.func) and not (
+                isinstance(node.func, ast.Name) and (node.func.id in defined or node.func.id in PYTHON_BUILTINS)):
+            return False
+    return True
+
+
+def _zero_like(last: ast.expr, suffix: str, rng: random.Random) -> ast.expr:
+    """A new last component of the constructor's type: the last one's literal kind or cast."""
+    if isinstance(last, ast.Constant) and isinstance(last.value, (int, float)) and not isinstance(last.value, bool):
+        return ast.Constant(type(last.value)(rng.choice((0, 1))))
+    if isinstance(last, ast.Call) and _is_wp_attribute(last.func) and last.func.attr in _WIDTH_AGNOSTIC:
+        return ast.Call(copy.deepcopy(last.func), [ast.Constant(0.0 if "float" in last.func.attr else 0)], [])
+    if suffix == "i":
+        return ast.Constant(0)
+    if suffix in _SCALAR_ZERO:
+        return ast.Call(_wp(_SCALAR_ZERO[suffix]), [ast.Constant(0.0)], [])
+    return ast.Constant(0.0)
+
+
+def _width(attr: str) -> int | None:
+    found = _VECTOR.match(attr)
+    return int(found[1]) if found else None
+
+
+def array_rank(tree: ast.Module, rng: random.Random, site: Site) -> str | None:
+    """One array parameter of a kernel one rank up or down, every access rewritten:
+
+    * up, in a kernel launched over more dimensions than the array has: each index gains the
+      next ``wp.tid()`` name (``a[i]`` -> ``a[i, j]`` under ``i, j = wp.tid()``), so a store
+      that every ``j`` made to the same element becomes one per thread;
+    * down, for an array the kernel only reads: each index loses its last component
+      (``w[i, k]`` -> ``w[i]``: one value per row), where that is the same plain name or
+      literal in every access (``t[i, 0]`` and ``t[i, 1]`` would collapse into one read)
+
+    Every use of the array must be an index of its full rank, ``len`` or ``.shape[d]``
+    (passing it on, views and slices are left alone)."""
+    sites = []
+    for fn in _kernels(tree):
+        tid = _tid(fn)
+        names = tid[1] if tid else []
+        for arg in fn.args.args:
+            typed = _array_annotation(arg.annotation)
+            uses = _array_uses(fn, arg.arg, typed[1]) if typed else None
+            if uses is None:
+                continue
+            rank = typed[1]
+            if rank < min(len(names), 4) and uses.accesses and all(names[rank] not in _names_in(idx) for idx in uses.indices):
+                sites.append((fn, arg, uses, +1, names[rank]))
+            if rank >= 2 and not uses.stored and uses.accesses and max(uses.shape_dims, default=-1) < rank - 1 \
+                    and isinstance(uses.indices[0][-1], (ast.Name, ast.Constant)) \
+                    and len({ast.dump(idx[-1]) for idx in uses.indices}) == 1:
+                sites.append((fn, arg, uses, -1, ""))
+    if not sites:
+        return None
+    fn, arg, uses, step, name = rng.choice(sites)
+    dtype, rank = _array_annotation(arg.annotation)
+    if step > 0:
+        uses.append_index(name)
+    else:
+        uses.drop_last_index()
+    arg.annotation = _rank_annotation(arg.annotation, dtype, rank + step)
+    return f"array_rank: {arg.arg} {rank}d -> {rank + step}d"
+
+
+def launch_dim(tree: ast.Module, rng: random.Random, site: Site) -> str | None:
+    """A kernel's launch one dimension larger or smaller, its arrays following:
+
+    * add: ``i = wp.tid()`` becomes ``i, j = wp.tid()`` and every array parameter one rank
+      higher, each index gaining ``j`` (a batch of independent copies of the kernel: each
+      thread still owns the elements it wrote, and ``j`` is live in every access);
+    * drop: the last ``wp.tid()`` name goes when its only uses are as the last index of
+      array parameters indexed that way everywhere (``out[i, j] = a[i, j]``); those arrays
+      lose that rank.
+
+    Only kernels whose every array parameter is used as full-rank indices, ``len`` or
+    ``.shape`` and that write no other memory (struct fields, locals); never tile kernels,
+    whose ``wp.tid()`` counts blocks and whose block size is not in the source."""
+    if any(isinstance(n, ast.Call) and call_name(n).startswith("tile") for n in ast.walk(tree)):
+        return None
+    sites = []
+    for fn in _kernels(tree):
+        tid = _tid(fn)
+        if tid is None:
+            continue
+        stmt, names = tid
+        arrays = {a.arg: _array_annotation(a.annotation) for a in fn.args.args if _is_array_like(a.annotation)}
+        if any(t is None for t in arrays.values()) or _writes_elsewhere(fn, set(arrays)) \
+                or any(isinstance(a.annotation, ast.Name) and a.annotation.id not in ("float", "int", "bool")
+                       for a in fn.args.args):  # a struct parameter: its array fields are memory too
+            continue
+        uses = {a: _array_uses(fn, a, t[1]) for a, t in arrays.items()}
+        if any(u is None for u in uses.values()):
+            continue
+        taken = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)} | {a.arg for a in fn.args.args}
+        new = next((n for n in _NEW_NAMES if n not in taken), None)
+        if len(names) < 4 and new and all(t[1] < 4 for t in arrays.values()) and any(u.stored for u in uses.values()):
+            sites.append((fn, stmt, names, arrays, uses, new))
+        last = names[-1]
+        ending = {a for a, u in uses.items() if u.indices and all(_is_name(idx[-1], last) for idx in u.indices)}
+        reads = sum(_is_name(n, last) for n in ast.walk(fn))
+        if len(names) >= 2 and ending and all(arrays[a][1] >= 2 and max(uses[a].shape_dims, default=-1) < arrays[a][1] - 1
+                                              for a in ending) \
+                and reads == 1 + sum(len(uses[a].accesses) for a in ending):
+            sites.append((fn, stmt, names, {a: arrays[a] for a in ending}, {a: uses[a] for a in ending}, ""))
+    if not sites:
+        return None
+    fn, stmt, names, arrays, uses, new = rng.choice(sites)
+    after = [*names, new] if new else names[:-1]
+    stmt.targets = [_tid_target(after)]
+    for name, (dtype, rank) in arrays.items():
+        if new:
+            uses[name].append_index(new)
+        else:
+            uses[name].drop_last_index()
+        arg = next(a for a in fn.args.args if a.arg == name)
+        arg.annotation = _rank_annotation(arg.annotation, dtype, rank + (1 if new else -1))
+    return f"launch_dim: {len(names)}d -> {len(after)}d ({', '.join(after)} = wp.tid())"
+
+
+class _ArrayUses:
+    """Where a kernel indexes one array parameter: subscripts and atomics, with their indices."""
+
+    def __init__(self) -> None:
+        self.accesses: list[tuple[ast.AST, list[ast.expr]]] = []  # (Subscript or atomic Call, its indices)
+        self.shape_dims: list[int] = []  # d of every ``a.shape[d]``
+        self.stored = False
+
+    @property
+    def indices(self) -> list[list[ast.expr]]:
+        return [idx for _, idx in self.accesses]
+
+    def append_index(self, name: str) -> None:
+        for node, idx in self.accesses:
+            self._set(node, [*idx, ast.Name(name, ast.Load())])
+
+    def drop_last_index(self) -> None:
+        for node, idx in self.accesses:
+            self._set(node, idx[:-1])
+
+    @staticmethod
+    def _set(node: ast.AST, idx: list[ast.expr]) -> None:
+        if isinstance(node, ast.Subscript):
+            node.slice = idx[0] if len(idx) == 1 else ast.Tuple(idx, ast.Load())
+        else:  # wp.atomic_*(array, *indices, *operands)
+            operands = node.args[len(node.args) - _ATOMIC_TAIL[call_name(node)]:]
+            node.args = [node.args[0], *idx, *operands]
+
+
+def _array_uses(fn: ast.FunctionDef, name: str, rank: int) -> _ArrayUses | None:
+    """The accesses of array ``name`` in ``fn``, or None if any use is not a full-rank index
+    (``a[i, j]``, ``wp.atomic_add(a, i, j, v)``), ``len(a)`` or ``a.shape[d]``."""
+    uses = _ArrayUses()
+    parents = parent_map(fn)
+    for stmt in fn.body:
+        for node in ast.walk(stmt):
+            if not isinstance(node, ast.Name) or node.id != name:
+                continue
+            if not isinstance(node.ctx, ast.Load):
+                return None
+            up = parents.get(id(node))
+            if isinstance(up, ast.Subscript) and up.value is node:
+                idx = up.slice.elts if isinstance(up.slice, ast.Tuple) else [up.slice]
+                if len(idx) != rank or any(isinstance(i, (ast.Slice, ast.Starred)) for i in idx):
+                    return None
+                uses.accesses.append((up, list(idx)))
+                uses.stored |= not isinstance(up.ctx, ast.Load)
+            elif isinstance(up, ast.Call) and wp_call(up) in _ATOMIC_TAIL and up.args and up.args[0] is node:
+                if up.keywords or len(up.args) != 1 + rank + _ATOMIC_TAIL[wp_call(up)]:
+                    return None
+                uses.accesses.append((up, list(up.args[1:1 + rank])))
+                uses.stored = True
+            elif isinstance(up, ast.Attribute) and up.attr == "shape":
+                outer = parents.get(id(up))
+                if not (isinstance(outer, ast.Subscript) and isinstance(outer.slice, ast.Constant)
+                        and type(outer.slice.value) is int):
+                    return None
+                uses.shape_dims.append(outer.slice.value)
+            elif not (isinstance(up, ast.Call) and isinstance(up.func, ast.Name) and up.func.id == "len"):
+                return None
+    return uses
+
+
+def _writes_elsewhere(fn: ast.FunctionDef, arrays: set[str]) -> bool:
+    """Whether ``fn`` stores into memory other than its array parameters (a struct's array
+    field, a local view): a new launch dimension would make every such store a race."""
+    for node in ast.walk(fn):
+        target = None
+        if isinstance(node, ast.Subscript) and not isinstance(node.ctx, ast.Load):
+            target = node.value
+        elif isinstance(node, ast.Call) and (wp_call(node) or "").startswith(("atomic_", "tile_store")):
+            target = node.args[0] if node.args else None
+        if target is not None and not (isinstance(target, ast.Name) and target.id in arrays):
+            return True
+    return False
+
+
+def _kernels(tree: ast.Module) -> list[ast.FunctionDef]:
+    return [f for f in functions(tree) if any(decorator_name(d) == "kernel" for d in f.decorator_list)]
+
+
+def _tid(fn: ast.FunctionDef) -> tuple[ast.Assign, list[str]] | None:
+    """The kernel's one ``names = wp.tid()`` statement (at the top level of its body) and its names."""
+    calls = [n for n in ast.walk(fn) if wp_call(n) == "tid"]
+    stmt = next((s for s in fn.body if isinstance(s, ast.Assign) and len(s.targets) == 1 and s.value in calls), None)
+    if len(calls) != 1 or stmt is None:
+        return None
+    target = stmt.targets[0]
+    elts = target.elts if isinstance(target, ast.Tuple) else [target]
+    if not all(isinstance(e, ast.Name) for e in elts):
+        return None
+    names = [e.id for e in elts]
+    rebound = [n for n in ast.walk(fn) if isinstance(n, ast.Name) and n.id in names and not isinstance(n.ctx, ast.Load)]
+    return (stmt, names) if len(rebound) == len(names) and len(set(names)) == len(names) else None
+
+
+def _tid_target(names: list[str]) -> ast.expr:
+    if len(names) == 1:
+        return ast.Name(names[0], ast.Store())
+    return ast.Tuple([ast.Name(n, ast.Store()) for n in names], ast.Store())
+
+
+def _array_annotation(annotation: ast.expr | None) -> tuple[ast.expr, int] | None:
+    """(element type, rank) of ``wp.array[T]``, ``wp.array2d[T]``, ``wp.array(dtype=T, ndim=2)`` ..."""
+    if isinstance(annotation, ast.Subscript) and _is_wp_attribute(annotation.value) \
+            and annotation.value.attr in _ARRAY_RANKS and not isinstance(annotation.slice, ast.Tuple):
+        return annotation.slice, _ARRAY_RANKS[annotation.value.attr]
+    if isinstance(annotation, ast.Call) and _is_wp_attribute(annotation.func) and annotation.func.attr in _ARRAY_RANKS \
+            and not annotation.args:
+        keywords = {k.arg: k.value for k in annotation.keywords}
+        ndim = keywords.get("ndim", ast.Constant(_ARRAY_RANKS[annotation.func.attr]))
+        if set(keywords) <= {"dtype", "ndim"} and "dtype" in keywords and isinstance(ndim, ast.Constant) \
+                and type(ndim.value) is int and 1 <= ndim.value <= 4:
+            return keywords["dtype"], ndim.value
+    return None
+
+
+def _is_array_like(annotation: ast.expr | None) -> bool:
+    return annotation is not None and "array" in ast.unparse(annotation)
+
+
+def _rank_annotation(old: ast.expr, dtype: ast.expr, rank: int) -> ast.expr:
+    """The annotation for ``rank``, written the way the old one was (subscript or call)."""
+    name = "array" if rank == 1 else f"array{rank}d"
+    if isinstance(old, ast.Subscript):
+        return ast.Subscript(_wp(name), copy.deepcopy(dtype), ast.Load())
+    return ast.Call(_wp(name), [], [ast.keyword("dtype", copy.deepcopy(dtype))])
+
+
+def _wp(attr: str) -> ast.Attribute:
+    return ast.Attribute(ast.Name("wp", ast.Load()), attr, ast.Load())
+
+
+def _is_wp_attribute(node: ast.AST) -> bool:
+    return isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "wp"
+
+
+def _is_name(node: ast.AST, name: str) -> bool:
+    return isinstance(node, ast.Name) and node.id == name
+
+
+def _names_in(idx: list[ast.expr]) -> set[str]:
+    return {n.id for e in idx for n in ast.walk(e) if isinstance(n, ast.Name)}
