@@ -154,7 +154,9 @@ def array_rank(tree: ast.Module, rng: random.Random, site: Site) -> str | None:
             if uses is None:
                 continue
             rank = typed[1]
-            if rank < min(len(names), 4) and uses.accesses and all(names[rank] not in _names_in(idx) for idx in uses.indices):
+            top = max((t[1] for a in fn.args.args if (t := _array_annotation(a.annotation))), default=1)
+            if rank < min(len(names), 4) and uses.accesses and all(names[rank] not in _names_in(idx) for idx in uses.indices) \
+                    and (rank < top or _indices_follow_the_launch(fn, names)):
                 sites.append((fn, arg, uses, +1, names[rank]))
             if rank >= 2 and not uses.stored and uses.accesses and max(uses.shape_dims, default=-1) < rank - 1 \
                     and isinstance(uses.indices[0][-1], (ast.Name, ast.Constant)) \
@@ -193,7 +195,8 @@ def launch_dim(tree: ast.Module, rng: random.Random, site: Site) -> str | None:
         if tid is None:
             continue
         stmt, names = tid
-        arrays = {a.arg: _array_annotation(a.annotation) for a in fn.args.args if _is_array_like(a.annotation)}
+        arrays = {a.arg: _array_annotation(a.annotation) for a in fn.args.args
+                  if a.annotation is not None and "array" in ast.unparse(a.annotation)}
         if any(t is None for t in arrays.values()) or _writes_elsewhere(fn, set(arrays)) \
                 or any(isinstance(a.annotation, ast.Name) and a.annotation.id not in ("float", "int", "bool")
                        for a in fn.args.args):  # a struct parameter: its array fields are memory too
@@ -203,7 +206,8 @@ def launch_dim(tree: ast.Module, rng: random.Random, site: Site) -> str | None:
             continue
         taken = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)} | {a.arg for a in fn.args.args}
         new = next((n for n in _NEW_NAMES if n not in taken), None)
-        if len(names) < 4 and new and all(t[1] < 4 for t in arrays.values()) and any(u.stored for u in uses.values()):
+        if len(names) < 4 and new and all(t[1] < 4 for t in arrays.values()) and any(u.stored for u in uses.values()) \
+                and _indices_follow_the_launch(fn, names):
             sites.append((fn, stmt, names, arrays, uses, new))
         last = names[-1]
         ending = {a for a, u in uses.items() if u.indices and all(_is_name(idx[-1], last) for idx in u.indices)}
@@ -290,6 +294,34 @@ def _array_uses(fn: ast.FunctionDef, name: str, rank: int) -> _ArrayUses | None:
     return uses
 
 
+def _indices_follow_the_launch(fn: ast.FunctionDef, names: list[str]) -> bool:
+    """Whether every index in ``fn`` stays in bounds when the launch gains a dimension (its
+    extent per dimension shrinks, ``synth.examples.EXTENT``): each is made of ``wp.tid()``
+    names, literals and variables of loops bounded by array extents (``len``, ``.shape``),
+    never of a value read from memory or a scalar parameter (example values fit a 1-D launch)."""
+    allowed = set(names)
+    body = [node for stmt in fn.body for node in ast.walk(stmt)]
+    for loop in body:
+        if isinstance(loop, ast.For) and isinstance(loop.target, ast.Name) and call_name(loop.iter) == "range" \
+                and all(_extent_bound(a) for a in loop.iter.args):
+            allowed.add(loop.target.id)
+    indices = [n.slice for n in body if isinstance(n, ast.Subscript)
+               and not (isinstance(n.value, ast.Attribute) and n.value.attr == "shape")]
+    indices += [a for n in body if wp_call(n) in _ATOMIC_TAIL
+                for a in n.args[1:len(n.args) - _ATOMIC_TAIL[wp_call(n)]]]
+    return not any(isinstance(part, ast.Subscript) or isinstance(part, ast.Name) and part.id not in allowed
+                   for index in indices for part in ast.walk(index))
+
+
+def _extent_bound(expr: ast.expr) -> bool:
+    """A loop bound no larger than some array's extent: ``len(a)``, ``a.shape[d]``, a literal 0..2."""
+    if isinstance(expr, ast.Constant):
+        return type(expr.value) is int and 0 <= expr.value <= 2
+    if isinstance(expr, ast.Call) and isinstance(expr.func, ast.Name) and expr.func.id == "len":
+        return True
+    return isinstance(expr, ast.Subscript) and isinstance(expr.value, ast.Attribute) and expr.value.attr == "shape"
+
+
 def _writes_elsewhere(fn: ast.FunctionDef, arrays: set[str]) -> bool:
     """Whether ``fn`` stores into memory other than its array parameters (a struct's array
     field, a local view): a new launch dimension would make every such store a race."""
@@ -324,9 +356,8 @@ def _tid(fn: ast.FunctionDef) -> tuple[ast.Assign, list[str]] | None:
 
 
 def _tid_target(names: list[str]) -> ast.expr:
-    if len(names) == 1:
-        return ast.Name(names[0], ast.Store())
-    return ast.Tuple([ast.Name(n, ast.Store()) for n in names], ast.Store())
+    targets = [ast.Name(n, ast.Store()) for n in names]
+    return targets[0] if len(targets) == 1 else ast.Tuple(targets, ast.Store())
 
 
 def _array_annotation(annotation: ast.expr | None) -> tuple[ast.expr, int] | None:
@@ -342,10 +373,6 @@ def _array_annotation(annotation: ast.expr | None) -> tuple[ast.expr, int] | Non
                 and type(ndim.value) is int and 1 <= ndim.value <= 4:
             return keywords["dtype"], ndim.value
     return None
-
-
-def _is_array_like(annotation: ast.expr | None) -> bool:
-    return annotation is not None and "array" in ast.unparse(annotation)
 
 
 def _rank_annotation(old: ast.expr, dtype: ast.expr, rank: int) -> ast.expr:

@@ -141,6 +141,22 @@ def test_launch_dim_refuses_kernels_it_cannot_follow(old: str, new: str) -> None
     assert old in AXPY and _apply("launch_dim", source) == (None, _text(source))
 
 
+@pytest.mark.parametrize("body", [
+    "k = int(x[i])\n    y[k] = a",  # an index read from memory: example values fit the 1-D extent only
+    "for p in range(int(x[i]), 8):\n        y[i] += x[p]",  # a loop over data-dependent bounds
+    "y[i] = x[i]\n    for p in range(5):\n        y[i] += x[p]",  # a literal bound beyond a 2-D extent
+])
+def test_launch_dim_refuses_indices_a_smaller_extent_would_overrun(body: str) -> None:
+    source = AXPY.replace("y[i] = a * x[i] + y[i]\n    wp.atomic_add(total, 0, y[i])", body)
+    assert source != AXPY and _apply("launch_dim", source) == (None, _text(source))
+
+
+def test_launch_dim_follows_loops_bounded_by_an_array_extent() -> None:
+    source = AXPY.replace("y[i] = a * x[i] + y[i]", "for p in range(len(x)):\n        y[i] += x[p]")
+    assert _apply("launch_dim", source)[1] == _text(source.replace("y[i] += x[p]", "y[i, j] += x[p, j]").replace(
+        "i = wp.tid()", "i, j = wp.tid()").replace("0, y[i]", "0, j, y[i, j]").replace("(dtype=float)", "2d(dtype=float)"))
+
+
 def test_launch_dim_keeps_a_tid_name_used_beyond_indexing() -> None:
     source = BLUR.replace("+ w[i, j]", "+ float(j)")
     assert _apply("launch_dim", source, 1)[0] == "launch_dim: 2d -> 3d (i, j, k = wp.tid())"  # only adding
