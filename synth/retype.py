@@ -1,11 +1,12 @@
-"""Type-level mutation operators of the variants source (issue 15): the width of a module's
-vectors (``vector_width``), the rank of one array parameter of a kernel (``array_rank``) and
-the launch dimensions of a kernel (``launch_dim``). Same contract as ``synth.mutations``:
-pure AST edits in AST order, a one-line description, or None when the module has no site.
+"""Type-level mutation operators of the variants source (issue 15): the rank of one array
+parameter of a kernel (``array_rank``) and the launch dimensions of a kernel (``launch_dim``);
+``synth.rewidth`` has the third, the width of a module's vectors. Same contract as
+``synth.mutations``: pure AST edits in AST order, a one-line description, or None when the
+module has no site.
 
 A type change must hold everywhere the type flows: each operator first proves the module is
 written so that the change is well defined (every use of the array is an index of its full
-rank, no vector component is named, no builtin fixes a dimension ...) and returns None
+rank, every index stays in bounds of the launch, no vector component is lost ...) and returns None
 whenever it cannot tell: ``synth.variants`` still judges every result, but Warp's codegen
 cannot catch a kernel that is valid and silently means something else.
 
@@ -22,114 +23,15 @@ from __future__ import annotations
 import ast
 import copy
 import random
-import re
 
-from synth.modinfo import PYTHON_BUILTINS, decorator_name, wp_call
+from synth.modinfo import decorator_name, wp_call
 from synth.mutations import Site, call_name, functions, parent_map
 
 _ARRAY_RANKS = {"array": 1, "array1d": 1, "array2d": 2, "array3d": 3, "array4d": 4}
-_VECTOR = re.compile(r"^vec([234])([fdhi]?)$")
 # Atomics: wp.atomic_<op>(array, *indices, value) (atomic_cas also takes the compared value).
 _ATOMIC_TAIL = {"atomic_add": 1, "atomic_sub": 1, "atomic_min": 1, "atomic_max": 1, "atomic_exch": 1,
                 "atomic_and": 1, "atomic_or": 1, "atomic_xor": 1, "atomic_cas": 2}
-# ``wp.*`` names a module may use for its vectors to change width: element-wise or reducing
-# builtins, scalar types, decorators. Anything else (cross, quat/transform/mat constructors,
-# mesh and noise queries, tiles, wp.vector(length=...)) fixes a dimension, and is not touched.
-_WIDTH_AGNOSTIC = frozenset(["kernel", "func", "struct", "constant", "tid", "Any", "array", "array1d", "array2d", "array3d", "array4d", "float32", "float64", "float16", "int32", "int64", "uint32", "uint64", "int8", "uint8", "int16", "uint16", "bool", "dot", "length", "length_sq", "normalize", "abs", "min", "max", "clamp", "sign", "sqrt", "cbrt", "sin", "cos", "tan", "asin", "acos", "atan", "atan2", "sinh", "cosh", "tanh", "exp", "exp2", "log", "log2", "log10", "pow", "floor", "ceil", "round", "trunc", "frac", "lerp", "cw_mul", "cw_div", "atomic_add", "atomic_sub", "atomic_min", "atomic_max", "select", "where", "mod", "step", "nonzero", "isnan", "isinf", "isfinite", "degrees", "radians", "rand_init", "randf", "randi", "print", "printf", "expect_eq", "expect_neq", "expect_near", "neg", "add", "sub", "mul", "div"])
 _NEW_NAMES = ("j", "k", "l", "m", "batch", "lane")
-_SCALAR_ZERO = {"d": "float64", "h": "float16"}
-
-
-def vector_width(tree: ast.Module, rng: random.Random, site: Site) -> str | None:
-    """Every vector of one width (vec3, vec3f, vec3d, vec3h, vec3i) one component wider or
-    narrower, through kernels, helpers, structs and array element types at once; a
-    constructor of all components gets one more (zero, or one for a literal point) or loses
-    its last (only when that is a literal). Only in modules that never name a component
-    (``.x``, ``v[2]``, ``for k in range(3): v[k]``) nor call a builtin that fixes a dimension
-    (``cross``, ``quat_*``, ``mat33`` ...), and whose new width is not in use already."""
-    if _names_a_component(tree) or not _calls_only_known(tree):
-        return None
-    widths: dict[int, None] = {}
-    for node in ast.walk(tree):
-        if _is_wp_attribute(node):
-            found = _VECTOR.match(node.attr)
-            if found:
-                widths.setdefault(int(found[1]))
-            elif node.attr not in _WIDTH_AGNOSTIC:
-                return None
-        elif isinstance(node, ast.Name) and _VECTOR.match(node.id):
-            return None  # an imported or aliased vector type: renaming wp.* alone would miss it
-    moves = [(old, new) for old in widths for new in (old - 1, old + 1) if 2 <= new <= 4 and new not in widths]
-    if not moves:
-        return None
-    old, new = rng.choice(moves)
-    constructors = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and _is_wp_attribute(n.func)
-                    and _width(n.func.attr) == old]
-    for call in constructors:
-        if call.keywords or any(isinstance(a, ast.Starred) for a in call.args) or len(call.args) not in (0, 1, old):
-            return None
-        if len(call.args) == old and new < old and any(isinstance(n, ast.Name) and n.id != "wp"
-                                                       for n in ast.walk(call.args[-1])):
-            return None  # dropping a component that reads a local would change what the kernel computes from it
-    for node in ast.walk(tree):
-        if _is_wp_attribute(node) and _width(node.attr) == old:
-            node.attr = f"vec{new}{_VECTOR.match(node.attr)[2]}"
-    for call in constructors:
-        if len(call.args) != old:
-            continue
-        if new < old:
-            call.args.pop()
-        else:
-            call.args.append(_zero_like(call.args[-1], _VECTOR.match(call.func.attr)[2], rng))
-    return f"vector_width: vec{old} -> vec{new}"
-
-
-def _names_a_component(tree: ast.Module) -> bool:
-    """Whether any function body reads or writes a component: ``v.x``, or an index into
-    anything but an array parameter of the function (``v[2]``, ``m[i][j]``, ``a[i][0]``)."""
-    for fn in functions(tree):
-        arrays = {a.arg for a in fn.args.args if _array_annotation(a.annotation) is not None}
-        for stmt in fn.body:
-            for node in ast.walk(stmt):
-                if isinstance(node, ast.Attribute) and node.attr in ("x", "y", "z", "w") \
-                        and not _is_wp_attribute(node):
-                    return True
-                if isinstance(node, ast.Subscript) and not (isinstance(node.value, ast.Name)
-                                                            and node.value.id in arrays):
-                    return True
-    return False
-
-
-def _calls_only_known(tree: ast.Module) -> bool:
-    """Whether every call is to ``wp.*``, a Python builtin or a function or struct the module
-    defines (an imported helper takes vectors of its own fixed width), without ``*`` unpacking
-    (``wp.vec4(*a, *b)`` ties two widths together)."""
-    defined = {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Starred):
-            return False
-        if isinstance(node, ast.Call) and not _is_wp_attribute(node.func) and not (
-                isinstance(node.func, ast.Name) and (node.func.id in defined or node.func.id in PYTHON_BUILTINS)):
-            return False
-    return True
-
-
-def _zero_like(last: ast.expr, suffix: str, rng: random.Random) -> ast.expr:
-    """A new last component of the constructor's type: the last one's literal kind or cast."""
-    if isinstance(last, ast.Constant) and isinstance(last.value, (int, float)) and not isinstance(last.value, bool):
-        return ast.Constant(type(last.value)(rng.choice((0, 1))))
-    if isinstance(last, ast.Call) and _is_wp_attribute(last.func) and last.func.attr in _WIDTH_AGNOSTIC:
-        return ast.Call(copy.deepcopy(last.func), [ast.Constant(0.0 if "float" in last.func.attr else 0)], [])
-    if suffix == "i":
-        return ast.Constant(0)
-    if suffix in _SCALAR_ZERO:
-        return ast.Call(_wp(_SCALAR_ZERO[suffix]), [ast.Constant(0.0)], [])
-    return ast.Constant(0.0)
-
-
-def _width(attr: str) -> int | None:
-    found = _VECTOR.match(attr)
-    return int(found[1]) if found else None
 
 
 def array_rank(tree: ast.Module, rng: random.Random, site: Site) -> str | None:
@@ -149,12 +51,12 @@ def array_rank(tree: ast.Module, rng: random.Random, site: Site) -> str | None:
         tid = _tid(fn)
         names = tid[1] if tid else []
         for arg in fn.args.args:
-            typed = _array_annotation(arg.annotation)
+            typed = array_annotation(arg.annotation)
             uses = _array_uses(fn, arg.arg, typed[1]) if typed else None
             if uses is None:
                 continue
             rank = typed[1]
-            top = max((t[1] for a in fn.args.args if (t := _array_annotation(a.annotation))), default=1)
+            top = max((t[1] for a in fn.args.args if (t := array_annotation(a.annotation))), default=1)
             if rank < min(len(names), 4) and uses.accesses and all(names[rank] not in _names_in(idx) for idx in uses.indices) \
                     and (rank < top or _indices_follow_the_launch(fn, names)):
                 sites.append((fn, arg, uses, +1, names[rank]))
@@ -165,7 +67,7 @@ def array_rank(tree: ast.Module, rng: random.Random, site: Site) -> str | None:
     if not sites:
         return None
     fn, arg, uses, step, name = rng.choice(sites)
-    dtype, rank = _array_annotation(arg.annotation)
+    dtype, rank = array_annotation(arg.annotation)
     if step > 0:
         uses.append_index(name)
     else:
@@ -195,7 +97,7 @@ def launch_dim(tree: ast.Module, rng: random.Random, site: Site) -> str | None:
         if tid is None:
             continue
         stmt, names = tid
-        arrays = {a.arg: _array_annotation(a.annotation) for a in fn.args.args
+        arrays = {a.arg: array_annotation(a.annotation) for a in fn.args.args
                   if a.annotation is not None and "array" in ast.unparse(a.annotation)}
         if any(t is None for t in arrays.values()) or _writes_elsewhere(fn, set(arrays)) \
                 or any(isinstance(a.annotation, ast.Name) and a.annotation.id not in ("float", "int", "bool")
@@ -346,13 +248,10 @@ def _tid(fn: ast.FunctionDef) -> tuple[ast.Assign, list[str]] | None:
     stmt = next((s for s in fn.body if isinstance(s, ast.Assign) and len(s.targets) == 1 and s.value in calls), None)
     if len(calls) != 1 or stmt is None:
         return None
-    target = stmt.targets[0]
-    elts = target.elts if isinstance(target, ast.Tuple) else [target]
-    if not all(isinstance(e, ast.Name) for e in elts):
-        return None
-    names = [e.id for e in elts]
+    elts = stmt.targets[0].elts if isinstance(stmt.targets[0], ast.Tuple) else [stmt.targets[0]]
+    names = [e.id for e in elts if isinstance(e, ast.Name)]
     rebound = [n for n in ast.walk(fn) if isinstance(n, ast.Name) and n.id in names and not isinstance(n.ctx, ast.Load)]
-    return (stmt, names) if len(rebound) == len(names) and len(set(names)) == len(names) else None
+    return (stmt, names) if len(rebound) == len(names) == len(set(names)) == len(elts) else None
 
 
 def _tid_target(names: list[str]) -> ast.expr:
@@ -360,12 +259,12 @@ def _tid_target(names: list[str]) -> ast.expr:
     return targets[0] if len(targets) == 1 else ast.Tuple(targets, ast.Store())
 
 
-def _array_annotation(annotation: ast.expr | None) -> tuple[ast.expr, int] | None:
+def array_annotation(annotation: ast.expr | None) -> tuple[ast.expr, int] | None:
     """(element type, rank) of ``wp.array[T]``, ``wp.array2d[T]``, ``wp.array(dtype=T, ndim=2)`` ..."""
-    if isinstance(annotation, ast.Subscript) and _is_wp_attribute(annotation.value) \
+    if isinstance(annotation, ast.Subscript) and is_wp_attribute(annotation.value) \
             and annotation.value.attr in _ARRAY_RANKS and not isinstance(annotation.slice, ast.Tuple):
         return annotation.slice, _ARRAY_RANKS[annotation.value.attr]
-    if isinstance(annotation, ast.Call) and _is_wp_attribute(annotation.func) and annotation.func.attr in _ARRAY_RANKS \
+    if isinstance(annotation, ast.Call) and is_wp_attribute(annotation.func) and annotation.func.attr in _ARRAY_RANKS \
             and not annotation.args:
         keywords = {k.arg: k.value for k in annotation.keywords}
         ndim = keywords.get("ndim", ast.Constant(_ARRAY_RANKS[annotation.func.attr]))
@@ -379,15 +278,15 @@ def _rank_annotation(old: ast.expr, dtype: ast.expr, rank: int) -> ast.expr:
     """The annotation for ``rank``, written the way the old one was (subscript or call)."""
     name = "array" if rank == 1 else f"array{rank}d"
     if isinstance(old, ast.Subscript):
-        return ast.Subscript(_wp(name), copy.deepcopy(dtype), ast.Load())
-    return ast.Call(_wp(name), [], [ast.keyword("dtype", copy.deepcopy(dtype))])
+        return ast.Subscript(wp_attribute(name), copy.deepcopy(dtype), ast.Load())
+    return ast.Call(wp_attribute(name), [], [ast.keyword("dtype", copy.deepcopy(dtype))])
 
 
-def _wp(attr: str) -> ast.Attribute:
+def wp_attribute(attr: str) -> ast.Attribute:
     return ast.Attribute(ast.Name("wp", ast.Load()), attr, ast.Load())
 
 
-def _is_wp_attribute(node: ast.AST) -> bool:
+def is_wp_attribute(node: ast.AST) -> bool:
     return isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "wp"
 
 

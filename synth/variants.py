@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 import blake3
 import msgspec
 
-from synth import mutations, restructure, retype
+from synth import mutations, restructure, retype, rewidth
 from synth.canonical import canonical_key
 from synth.config import VARIANTS_NAME, VARIANTS_VERSION, VariantConfig
 from synth.extract import ExtractionError, extract_sources
@@ -51,7 +51,7 @@ OPERATORS: dict[str, Callable[[ast.Module, random.Random, Site], str | None]] = 
     "dtype": mutations.dtype, "inline_local": restructure.inline_local, "extract_local": restructure.extract_local,
     "inline_helper": restructure.inline_helper, "commute": mutations.commute, "splice": restructure.splice,
     "specialise": restructure.specialise,
-    "vector_width": retype.vector_width, "array_rank": retype.array_rank, "launch_dim": retype.launch_dim,
+    "vector_width": rewidth.vector_width, "array_rank": retype.array_rank, "launch_dim": retype.launch_dim,
 }
 
 

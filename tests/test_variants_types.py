@@ -1,5 +1,5 @@
-"""Issue 15: the type-level mutation operators of the variants source (``synth.retype``):
-vector width, array rank, launch dimensions; and ``dtype`` reaching float16.
+"""Issue 15: the type-level mutation operators of the variants source (``synth.rewidth``:
+vector width; ``synth.retype``: array rank, launch dimensions) and ``dtype`` reaching float16.
 
 The pure rewrites are checked on small sources, text before and after, with the cases each
 operator must refuse. Then each operator mutates real parents (a small package ingested with
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from synth import mutations, retype
+from synth import mutations, retype, rewidth
 from synth.mutations import Site
 from tests.conftest import jitsynth, read_local_dataset
 
@@ -34,7 +34,7 @@ class Pick:
 
 def _apply(operator: str, source: str, k: int = 0) -> tuple[str | None, str]:
     tree = ast.parse(textwrap.dedent(source))
-    what = getattr(retype, operator)(tree, Pick(k), Site())
+    what = getattr(rewidth if operator == "vector_width" else retype, operator)(tree, Pick(k), Site())
     return what, ast.unparse(tree)
 
 
@@ -70,16 +70,25 @@ def test_vector_width_narrows_dropping_a_literal_component() -> None:
 
 
 @pytest.mark.parametrize(("old", "new"), [
-    ("out[i] = wp.normalize(shift(points[i], s))", "out[i] = wp.vec2(points[i].x, s)"),  # a named component
-    ("out[i] = wp.normalize(shift(points[i], s))", "v = points[i]\n    out[i] = wp.vec2(v[1], s)"),  # an index
+    ("out[i] = wp.normalize(shift(points[i], s))",  # a component indexed by a variable
+     "v = points[i]\n    for k in range(2):\n        v[k] = s\n    out[i] = v"),
     ("+ wp.vec2(1.0)", "+ wp.vec2(wp.cross(wp.vec3(s), wp.vec3(1.0))[0], s)"),  # a 3-only builtin
     ("+ wp.vec2(1.0)", "+ wp.vec2(*wp.vec2(1.0))"),  # unpacking ties widths
     ("wp.normalize(shift(points[i], s))", "wp.normalize(other.shift(points[i], s))"),  # a helper of elsewhere
-    ("+ wp.vec2(1.0)", "+ wp.vec2(wp.vec3(1.0)[0])"),  # vec3 in use already (and indexed)
+    ("+ wp.vec2(1.0)", "+ wp.vec2(wp.length(wp.vec3(1.0)) * wp.length(wp.vec4(1.0)))"),  # every width in use
 ])
 def test_vector_width_refuses_dimension_bound_code(old: str, new: str) -> None:
     source = VECTORS.replace(old, new)
     assert old in VECTORS and _apply("vector_width", source) == (None, _text(source))
+
+
+def test_vector_width_keeps_every_named_component() -> None:
+    named = VECTORS.replace("vec2", "vec3").replace("wp.vec3(s, 0.5)", "wp.vec3(s, 0.5, p.z)")
+    for k in (0, 1):  # vec3 -> vec2 would lose .z: widening is the only move
+        assert _apply("vector_width", named, k) == ("vector_width: vec3 -> vec4", _text(
+            named.replace("vec3", "vec4").replace("wp.vec4(s, 0.5, p.z)", "wp.vec4(s, 0.5, p.z, 0.0)")))
+    two = VECTORS.replace("wp.vec2(1.0)", "wp.vec2(points[i][1], points[i].x)")
+    assert _apply("vector_width", two)[0] == "vector_width: vec2 -> vec3"  # components 0 and 1 stay
 
 
 def test_vector_width_never_drops_a_component_computed_from_a_local() -> None:
