@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 import blake3
 import msgspec
 
-from synth import blocks, mutations, outline, restructure, splicing
+from synth import blocks, mutations, outline, restructure, retype, rewidth, splicing
 from synth.canonical import canonical_key
 from synth.config import VARIANTS_NAME, VARIANTS_VERSION, VariantConfig
 from synth.extract import ExtractionError, extract_sources
@@ -52,6 +52,7 @@ OPERATORS: dict[str, Callable[[ast.Module, random.Random, Site], str | None]] = 
     "inline_helper": restructure.inline_helper, "commute": mutations.commute, "splice": restructure.splice,
     "specialise": restructure.specialise,
     "delete_statement": blocks.delete_statement, "outline": outline.outline, "splice_statement": splicing.splice_statement,
+    "vector_width": rewidth.vector_width, "array_rank": retype.array_rank, "launch_dim": retype.launch_dim,
 }
 
 

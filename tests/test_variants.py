@@ -91,7 +91,7 @@ def _defects(source: str, kernel: str) -> tuple[int, ...]:
 
 @pytest.mark.parametrize("operator", ["constant", "scale", "binop", "compare", "builtin", "loop_bound", "dtype",
                                       "inline_local", "extract_local", "inline_helper", "commute", "splice",
-                                      "specialise"])
+                                      "specialise", "vector_width", "launch_dim"])
 def test_each_operator_gives_valid_warp_that_keeps_the_contracts(corpus: Path, operator: str) -> None:
     from synth.canonical import canonical_key
     from synth.config import GeneratorConfig
@@ -259,4 +259,4 @@ def test_bad_variants_table_is_a_one_line_usage_error(corpus: Path, tmp_path: Pa
                                    "min_mutations <= max_mutations; unknown operators ['warp']; known: "
                                    "constant, scale, binop, compare, builtin, loop_bound, dtype, inline_local, "
                                    "extract_local, inline_helper, commute, splice, specialise, delete_statement, outline, "
-                                   "splice_statement")
+                                   "splice_statement, vector_width, array_rank, launch_dim")
