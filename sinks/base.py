@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Protocol
+from typing import NamedTuple, Protocol
+
+
+class ObjectInfo(NamedTuple):
+    """What a listing says about one stored object."""
+
+    size: int
+    etag: str | None  # S3: hex MD5 of a single-part upload, md5-of-part-md5s "-N" for multipart
 
 
 class SinkError(RuntimeError):
@@ -57,6 +64,10 @@ class Sink(Protocol):
     async def list(self, prefix: str, start_after: str | None = None) -> list[str]:
         """Keys under ``prefix`` (relative to the sink root), sorted; with ``start_after``,
         only the keys after that one (one S3 LIST from there, not from the start)."""
+
+    async def list_info(self, prefix: str) -> dict[str, ObjectInfo]:
+        """Key -> (size, ETag) of every object under ``prefix``, from the listing itself (no
+        request per object); ``etag`` is None where the store has none (a local directory)."""
 
     async def list_dirs(self, prefix: str) -> list[str]:
         """The next path level under ``prefix`` ("commits/" -> ["p0", "p1"]), sorted."""

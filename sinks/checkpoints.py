@@ -3,8 +3,11 @@
 What Delta Lake does with ``_delta_log`` checkpoints, kept single-writer: every K commits
 and at the end of a run, a producer writes ``checkpoints/{producer}/{seq:08d}.json``, the
 summary of each of its commits ``0..seq`` (shard, count, bytes, sha256, seeds, config
-hash, failures: everything but the record ids), and beside it ``{seq:08d}.ids.json`` with
-the ids of the commits since its previous checkpoint (only dedup reads ids). A reader
+hash, shard ETag: everything but the record ids and the records' summary), and beside it
+``{seq:08d}.ids.json`` with the ids and the ``stats`` summaries (``Commit.stats``) of the
+commits since its previous checkpoint (dedup reads the ids, ``stats`` the summaries,
+``verify`` both: a checkpoint plus its ids objects rebuild each commit byte for byte, and
+the commit's ETag in a LIST proves it without a GET). A reader
 lists the producers (one delimited LIST), takes each producer's latest checkpoint, and
 lists only the commits after it (one LIST with a start key); those few it fetches.
 
@@ -45,17 +48,23 @@ def digest(value: Any) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
+_LARGE = ("ids", "stats")  # per-commit fields kept in the ids objects, not in the checkpoint
+
+
 def summary(commit: dict[str, Any]) -> dict[str, Any]:
-    """A commit as a checkpoint keeps it: everything but the ids."""
-    return {k: v for k, v in commit.items() if k != "ids"}
+    """A commit as a checkpoint keeps it: everything but the ids and the records' summary."""
+    return {k: v for k, v in commit.items() if k not in _LARGE}
 
 
 def encode(producer: str, entries: list[tuple[str, dict[str, Any]]], new_ids: dict[str, list[str]],
-           previous: str | None) -> tuple[bytes, bytes]:
+           previous: str | None, new_stats: dict[str, Any] | None = None) -> tuple[bytes, bytes]:
     """(checkpoint, ids object) for a producer's commits ``entries`` (key, commit summary),
-    ``new_ids`` the ids of the commits since the ``previous`` checkpoint key."""
+    ``new_ids`` the ids (``new_stats`` the summaries, where a commit has one) of the commits
+    since the ``previous`` checkpoint key."""
     commits = [{"key": key, **summary(c)} for key, c in entries]
-    ids_doc = {"format": FORMAT, "producer": producer, "ids": new_ids, "digest": digest(new_ids)}
+    new_stats = new_stats or {}
+    ids_doc = {"format": FORMAT, "producer": producer, "ids": new_ids, "digest": digest(new_ids),
+               "stats": new_stats, "stats_digest": digest(new_stats)}
     doc = {"format": FORMAT, "producer": producer, "through": entries[-1][0], "previous": previous,
            "commits": commits, "digest": digest(commits), "ids_digest": digest(ids_doc)}
     return json.dumps(doc, separators=(",", ":")).encode(), json.dumps(ids_doc, separators=(",", ":")).encode()
@@ -101,11 +110,13 @@ async def producer_commits(sink: Any, producer: str, checkpoint_keys: list[str],
             break
     entries: list[tuple[str, dict[str, Any]]] = []
     if doc is not None and with_ids:
-        ids = await _checkpoint_ids(sink, producer, doc, checkpoint_keys, limit)
-        if ids is None:
+        found = await _checkpoint_ids(sink, producer, doc, checkpoint_keys, limit)
+        if found is None:
             doc = None  # an ids object is damaged: fall back to the commits, which carry their ids
         else:
-            entries = [(c["key"], {**{k: v for k, v in c.items() if k != "key"}, "ids": ids[c["key"]]})
+            ids, stats = found
+            entries = [(c["key"], {**{k: v for k, v in c.items() if k != "key"}, "ids": ids[c["key"]],
+                                   **({"stats": stats[c["key"]]} if c["key"] in stats else {})})
                        for c in doc["commits"]]
     elif doc is not None:
         entries = [(c["key"], {k: v for k, v in c.items() if k != "key"}) for c in doc["commits"]]
@@ -125,6 +136,17 @@ async def _keyed(sink: Any, key: str) -> tuple[str, dict[str, Any] | None]:
     return key, await _fetch_commit(sink, key)
 
 
+def decode_stats(data: bytes | None) -> dict[str, Any] | None:
+    """Commit key -> records' summary of one ids object ({} for one written before
+    summaries), or None if they fail their digest."""
+    try:
+        doc = json.loads(data or b"")
+        stats = doc.get("stats", {})
+        return stats if "stats" not in doc or digest(stats) == doc["stats_digest"] else None
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
 def decode_ids(data: bytes | None) -> dict[str, list[str]] | None:
     """Commit key -> ids of one ids object, or None if it is missing or fails its digest."""
     try:
@@ -135,22 +157,28 @@ def decode_ids(data: bytes | None) -> dict[str, list[str]] | None:
 
 
 async def _checkpoint_ids(sink: Any, producer: str, doc: dict[str, Any], checkpoint_keys: list[str],
-                          limit: int) -> dict[str, list[str]] | None:
-    """Commit key -> ids, from the ids objects along the checkpoint chain (None if one is damaged)."""
+                          limit: int) -> tuple[dict[str, list[str]], dict[str, Any]] | None:
+    """(commit key -> ids, commit key -> records' summary), from the ids objects along the
+    checkpoint chain (None if an ids list is damaged; damaged summaries are left out, so
+    ``stats`` reads those commits' shards instead)."""
     last = max(int(c["seq"]) for c in doc["commits"])
     # Each ids object holds the commits after the previous checkpoint; walk the chain by keys.
     chain = [k for k in sorted(checkpoint_keys)
              if k.endswith(".ids.json") and int(k.rsplit("/", 1)[-1].split(".")[0]) <= last]
     found: dict[str, list[str]] = {}
+    summaries: dict[str, Any] = {}
     async for data in ordered_map(chain, sink.get, limit):
-        ids = decode_ids(data)
+        ids, stats = decode_ids(data), decode_stats(data)
         if ids is None:
             log.warning("checkpoint ids skipped", producer=producer, reason="damaged")
             return None
+        if stats is None:
+            log.warning("checkpoint summaries skipped", producer=producer, reason="damaged")
         found.update(ids)
+        summaries.update(stats or {})
     if any(c["key"] not in found for c in doc["commits"]):
         return None
-    return found
+    return found, summaries
 
 
 async def list_commits(sink: Any, limit: int = DEFAULT_CONCURRENCY,
@@ -177,6 +205,7 @@ class CheckpointWriter:
         self.sink, self.producer, self.every = sink, producer, every
         self.entries: list[tuple[str, dict[str, Any]]] = []
         self.pending: dict[str, list[str]] = {}  # ids of commits not in a checkpoint yet
+        self.pending_stats: dict[str, Any] = {}  # and their records' summaries
         self.previous: str | None = None
 
     async def load(self) -> None:
@@ -185,12 +214,15 @@ class CheckpointWriter:
         entries = await producer_commits(self.sink, self.producer, keys)
         self.entries = [(k, summary(c)) for k, c in entries]
         self.pending = {k: c["ids"] for k, c in entries if "ids" in c}  # listed after the checkpoint
+        self.pending_stats = {k: c["stats"] for k, c in entries if "ids" in c and c.get("stats") is not None}
         covered = [k for k, c in entries if "ids" not in c]
         self.previous = checkpoint_key(self.producer, int(entries[len(covered) - 1][1]["seq"])) if covered else None
 
     async def add(self, key: str, commit: dict[str, Any]) -> None:
         self.entries.append((key, summary(commit)))
         self.pending[key] = list(commit["ids"])
+        if commit.get("stats") is not None:
+            self.pending_stats[key] = commit["stats"]
         if len(self.pending) >= self.every:
             await self.write()
 
@@ -198,12 +230,12 @@ class CheckpointWriter:
         if not self.pending or not self.entries:
             return
         seq = int(self.entries[-1][1]["seq"])
-        doc, ids = encode(self.producer, self.entries, self.pending, self.previous)
+        doc, ids = encode(self.producer, self.entries, self.pending, self.previous, self.pending_stats)
         try:
             await self.sink.put(ids_key(self.producer, seq), ids)  # before the checkpoint that names it
             await self.sink.put(checkpoint_key(self.producer, seq), doc)
         except Exception as exc:  # noqa: BLE001 - derived data: a failed write must not stop production
             log.warning("checkpoint not written", producer=self.producer, seq=seq, error=str(exc)[:300])
             return
-        self.previous, self.pending = checkpoint_key(self.producer, seq), {}
+        self.previous, self.pending, self.pending_stats = checkpoint_key(self.producer, seq), {}, {}
         log.info("checkpoint written", producer=self.producer, through_seq=seq, commits=len(self.entries))

@@ -8,6 +8,7 @@ half-written commit visible after a crash.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import uuid
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import anyio
 
-from sinks.base import SinkConfigError, SinkError, SinkPermanentError
+from sinks.base import ObjectInfo, SinkConfigError, SinkError, SinkPermanentError
 
 TMP_MARK = ".tmp-"
 
@@ -165,6 +166,14 @@ class LocalSink:
             return []
         keys = [p.relative_to(self.root).as_posix() for p in base.rglob("*") if p.is_file()]
         return sorted(k for k in keys if TMP_MARK not in k.rsplit("/", 1)[-1] and (start_after is None or k > start_after))
+
+    async def list_info(self, prefix: str) -> dict[str, ObjectInfo]:
+        """Sizes from the file system; a directory has no ETags (readers check content there)."""
+        out = {}
+        for key in await self.list(prefix):
+            with contextlib.suppress(FileNotFoundError):
+                out[key] = ObjectInfo(self._path(key).stat().st_size, None)
+        return out
 
     async def list_dirs(self, prefix: str) -> list[str]:
         base = self._path(prefix)

@@ -45,6 +45,17 @@ class StoredShard:
     raw_bytes: int
     bytes: int  # stored (compressed) size
     sha256: str
+    etag: str  # what S3 lists for it as uploaded (``s3_etag``)
+
+
+def s3_etag(part_md5s: list[bytes]) -> str:
+    """The ETag S3 gives an object uploaded as these parts: the hex MD5 of a single PUT, or
+    the MD5 of the parts' binary MD5s, "-", the part count for a multipart upload. A
+    ``ShardUpload`` stores one write as one PUT and more as one part per write
+    (``sinks/s3.py``)."""
+    if len(part_md5s) == 1:
+        return part_md5s[0].hex()
+    return f"{hashlib.md5(b''.join(part_md5s), usedforsecurity=False).hexdigest()}-{len(part_md5s)}"
 
 
 class ShardWriter:
@@ -54,6 +65,7 @@ class ShardWriter:
         self._part_size = part_size
         self._pending = bytearray()
         self._sha = hashlib.sha256()
+        self._part_md5s: list[bytes] = []  # one per upload write: the shard's ETag
         self._flushed = 0
         self.count = 0
         self.raw_bytes = 0
@@ -74,6 +86,7 @@ class ShardWriter:
         part = bytes(self._pending)
         self._pending.clear()
         self._sha.update(part)
+        self._part_md5s.append(hashlib.md5(part, usedforsecurity=False).digest())
         self._flushed += len(part)
         await self._upload.write(part)
 
@@ -81,7 +94,8 @@ class ShardWriter:
         """Store the remainder and make the shard durable."""
         await self._flush_part()
         await self._upload.commit()
-        return StoredShard(self.key, self.count, self.raw_bytes, self._flushed, self._sha.hexdigest())
+        return StoredShard(self.key, self.count, self.raw_bytes, self._flushed, self._sha.hexdigest(),
+                           s3_etag(self._part_md5s))
 
     async def abort(self) -> None:
         await self._upload.abort()

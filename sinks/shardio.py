@@ -197,3 +197,18 @@ async def prefetched(sink: Any, commit: dict[str, Any]) -> bytes | None:
     if int(commit.get("bytes") or 0) > PREFETCH_MAX_BYTES:
         return None
     return await sink.get(commit["shard"])  # None when missing: the stream path reports it
+
+
+def listed_mismatch(commit: dict[str, Any], commit_key: str, info: Any) -> CorruptShard | str | None:
+    """A committed shard as one LIST shows it (``info``: ``sinks.base.ObjectInfo`` or None
+    when absent): None if it has the committed size and, where the store gives ETags, the
+    committed ETag; ``CorruptShard`` if it is missing or another size; ``"read"`` when only the
+    ETag differs (a store whose ETags are not MD5s, e.g. SSE-KMS, or same-size damage):
+    only reading the bytes (sha256) can tell which."""
+    if info is None:
+        return CorruptShard(commit["shard"], commit_key, "the shard is missing")
+    if info.size != int(commit["bytes"]):
+        return CorruptShard(commit["shard"], commit_key, f"{info.size} bytes, the commit says {commit['bytes']} bytes")
+    if info.etag is not None and info.etag != commit.get("etag"):
+        return "read"
+    return None

@@ -200,14 +200,18 @@ def read(url: str, limit: Annotated[int | None, Opt(help="Stop after N records")
 
 
 @app.command()
-def verify(url: str, endpoint_url: Annotated[str | None, Opt(envvar="AWS_ENDPOINT_URL")] = None) -> None:
-    """Check every commit against its shard; exit 1 on any fault."""
+def verify(url: str, endpoint_url: Annotated[str | None, Opt(envvar="AWS_ENDPOINT_URL")] = None,
+           deep: Annotated[bool, Opt(help="Fetch every commit and read every shard (decompress, ids in order, "
+                                          "sha256) even where S3's listed ETags already prove them")] = False) -> None:
+    """Check every commit against its shard; exit 1 on any fault. On S3 a shard whose listed
+    ETag (the MD5 of its bytes) and size are the committed ones is not fetched; --deep reads
+    every shard. A local directory is always read in full."""
     from sinks.url import opened_sink
     from stream.verify import verify as run_verify
 
     async def main() -> Any:
         async with opened_sink(url, endpoint_url, create=False) as sink:
-            return await run_verify(sink)
+            return await run_verify(sink, deep=deep)
 
     report = _run_reader(main)
     for fault in report.faults:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from typing import Any
 
 import msgspec
 
@@ -35,10 +36,21 @@ class Commit(msgspec.Struct, frozen=True):
     created_at: str
     duplicates: int = 0
     failures: list[Failure] = []
+    # Derived from the shard's bytes and records (absent in commits written before them):
+    # the ETag S3 lists for the shard as this producer uploaded it (``sinks.shard.s3_etag``),
+    # which lets ``verify`` check a shard from a LIST instead of a GET, and the summary of
+    # its records ``stats`` merges instead of reading them (``stream.recordstats``).
+    etag: str | None = None
+    stats: dict[str, Any] | None = None
 
     def same_content(self, other: Commit) -> bool:
-        """Equal but for the creation time: a resumed run re-committing identical work."""
-        return msgspec.structs.replace(self, created_at="") == msgspec.structs.replace(other, created_at="")
+        """Equal but for the creation time: a resumed run re-committing identical work (the
+        derived fields are left out: the sha256 covers the bytes they derive from, and a
+        commit written before them is the same work)."""
+        def bare(c: Commit) -> Commit:
+            return msgspec.structs.replace(c, created_at="", etag=None, stats=None)
+
+        return bare(self) == bare(other)
 
 
 def shard_key(producer: str, seq: int, seed_start: int, config_hash: str) -> str:

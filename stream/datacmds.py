@@ -64,12 +64,18 @@ async def _with_sink(url: str, endpoint_url: str | None, work: Any) -> Any:
 
 
 def stats(url: str, as_json: Annotated[bool, Opt("--json", help="One JSON object for machines")] = False,
-          endpoint_url: EndpointOpt = None, skip_corrupt: SkipCorruptOpt = False) -> None:
-    """Figures about a dataset: counts, bytes, features, builtins, sizes, validation, failures."""
+          endpoint_url: EndpointOpt = None, skip_corrupt: SkipCorruptOpt = False,
+          read_records: Annotated[bool, Opt("--read-records", help="Read every record instead of merging the "
+                                                                   "summaries commits carry (same figures)")] = False,
+          ) -> None:
+    """Figures about a dataset: counts, bytes, features, builtins, sizes, validation, failures.
+    Merges each commit's summary of its records (one LIST checks the shards are there with
+    the committed size and ETag); reads the records of commits without one."""
     from stream.stats import collect, markdown
 
     skipped = _skipped(skip_corrupt)
-    st = _run_async(_with_sink, url, endpoint_url, lambda sink: collect(sink, url, skipped=skipped))
+    st = _run_async(_with_sink, url, endpoint_url,
+                    lambda sink: collect(sink, url, skipped=skipped, read_records=read_records))
     if st.commits == 0:
         _fail(1, f"no commits under {url}: not a jitsynth dataset, or nothing committed yet")
     summary = st.summary()

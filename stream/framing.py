@@ -4,7 +4,8 @@ The pool's task (``synth.worker.process_batch``, ``synth.ingest.process_items``)
 one JSONL line per produced record; ``FramedTask`` runs in the worker around it and
 compresses the batch's lines into one frame (``sinks.shard.compress_frame``), so the
 producer's main process receives ~2 KB per record instead of ~55 KB and only appends
-frames to the shard, does dedup lookups and keeps the commit books.
+frames to the shard, does dedup lookups and keeps the commit books. The worker also reads
+each record's ``stats`` facts (``stream.recordstats``), which the commit summarises.
 
 A frame must hold exactly the records a shard keeps. When the main process keeps every
 record of a batch in one shard (the common case), it appends the worker's frame as is.
@@ -22,7 +23,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
 
+import msgspec
+
 from sinks.shard import compress_frame, frame_lines
+from stream.recordstats import RecordFacts, record_facts
 from synth.worker import Failed, Produced
 
 
@@ -33,6 +37,7 @@ class Kept(NamedTuple):
     seed: int
     id: str
     size: int  # bytes of its JSONL line
+    facts: RecordFacts | None = None  # what `stats` takes from it, read here in the worker
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,8 +59,18 @@ class FramedTask:
     def __call__(self, seeds: list[int]) -> FramedBatch:
         outcomes = self.task(seeds)
         lines = [o.line for o in outcomes if isinstance(o, Produced)]
-        slim = tuple(Kept(o.seed, o.id, len(o.line)) if isinstance(o, Produced) else o for o in outcomes)
+        slim = tuple(Kept(o.seed, o.id, len(o.line), _facts(o.line)) if isinstance(o, Produced) else o
+                     for o in outcomes)
         return FramedBatch(slim, compress_frame(lines, self.level))
+
+
+def _facts(line: bytes) -> RecordFacts | None:
+    """None for a line ``stats`` could not read either: its commit then has no summary, and
+    ``stats`` reads that shard (and reports the line) as it always did."""
+    try:
+        return record_facts(line)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None
 
 
 def failed_batch(seed: int, reason: str) -> FramedBatch:

@@ -9,7 +9,9 @@ fresh sink that counts its requests:
   checkpoints hidden and one request at a time (what readers did before checkpoints and
   parallel fetches: the side-by-side baseline);
 - ``first_record``: open plus the first record out of ``aiter_records``;
-- ``stats`` and ``verify``: full passes, also side by side with the baseline.
+- ``stats`` and ``verify``: full passes, also side by side with the baseline, which reads
+  every record (``stats --read-records``) and fetches every commit and shard (``verify
+  --deep``), as both did before commits carried summaries and ETags.
 
 The latency model turns a loopback measurement into an estimate for a remote S3 region:
 ``measured + GETs x latency / concurrency + LIST pages x latency`` (GETs run ``concurrency``
@@ -28,8 +30,10 @@ from typing import Any
 import zstandard
 
 from sinks.checkpoints import CheckpointWriter, list_commits
+from sinks.shard import s3_etag
 from sinks.shardio import DEFAULT_CONCURRENCY, ordered_map
 from stream.commitlog import Commit, commit_key, encode_commit, now_iso, shard_key
+from stream.recordstats import commit_summary, record_facts
 
 LATENCIES_MS = (2, 20)
 
@@ -61,6 +65,11 @@ class CountingSink:
         self.calls["list_pages"] += 1 + len(keys) // 1000
         return keys
 
+    async def list_info(self, prefix: str) -> dict[str, Any]:
+        found = await self.inner.list_info(prefix)
+        self.calls["list_pages"] += 1 + len(found) // 1000
+        return found
+
     async def list_dirs(self, prefix: str) -> list[str]:
         self.calls["list_pages"] += 1
         return await self.inner.list_dirs(prefix)
@@ -85,7 +94,9 @@ async def write_dataset(sink: Any, commits: int, producers: int, template: dict[
         await sink.put(shard, data)
         commit = Commit(producer=producer, seq=seq, shard=shard, seed_start=seq, seed_end=seq + 1, count=1,
                         bytes=len(data), raw_bytes=len(line), sha256=hashlib.sha256(data).hexdigest(),
-                        ids=[record_id], config_hash="logscale", warp_version="logscale", created_at=now_iso())
+                        ids=[record_id], config_hash="logscale", warp_version="logscale", created_at=now_iso(),
+                        etag=s3_etag([hashlib.md5(data, usedforsecurity=False).digest()]),
+                        stats=commit_summary([record_facts(line)]))
         key = commit_key(producer, seq)
         await sink.put(key, encode_commit(commit))
         return key, json.loads(encode_commit(commit))
@@ -134,8 +145,9 @@ async def measure(open_sink: Callable[[], Any], concurrency: int = DEFAULT_CONCU
             sink.calls.clear()
             seconds, _ = await _timed(first)
             results[f"first_record_{mode}"] = _model(seconds, sink.calls, limit)
-            for name, fn in (("stats", lambda: collect(sink, "", limit)),  # noqa: B023
-                             ("verify", lambda: verify(sink, limit))):  # noqa: B023
+            old = mode == "baseline"  # the baseline also reads every record and fetches every commit and shard
+            for name, fn in (("stats", lambda: collect(sink, "", limit, read_records=old)),  # noqa: B023
+                             ("verify", lambda: verify(sink, limit, deep=old))):  # noqa: B023
                 sink.calls.clear()
                 seconds, out = await _timed(fn)
                 results[f"{name}_{mode}"] = _model(seconds, sink.calls, limit)

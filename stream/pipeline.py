@@ -38,6 +38,7 @@ from stream.framing import BatchSplitter, FramedBatch, FramedTask, Kept, Segment
 from stream.metrics import Metrics
 from stream.pacing import Pacer
 from stream.pool import WorkerPool
+from stream.recordstats import commit_summary
 from stream.shardplan import Append, Close, ShardPlan
 from stream.resume import resume
 from synth.worker import Failed, WorkerSettings, init_worker, process_batch
@@ -321,6 +322,7 @@ class Producer:
             return False
         self.index.add_pending(outcome.id)
         plan.ids.append(outcome.id)
+        plan.facts.append(outcome.facts)
         return True
 
     # -- the writer: frames into shards, shards into commits, in order -------------------------------
@@ -361,12 +363,14 @@ class Producer:
             producer=self.s.producer, seq=plan.seq, shard=stored.key, seed_start=plan.seed_start,
             seed_end=plan.seed_end, count=stored.count, bytes=stored.bytes, raw_bytes=stored.raw_bytes,
             sha256=stored.sha256, ids=plan.ids, config_hash=self.config_hash, warp_version=self.warp_version,
-            created_at=now_iso(), duplicates=plan.duplicates, failures=plan.failures)
+            created_at=now_iso(), duplicates=plan.duplicates, failures=plan.failures, etag=stored.etag,
+            stats=commit_summary(plan.facts) if None not in plan.facts else None)
         key = commit_key(self.s.producer, plan.seq)
         if not await self.sink.put_if_absent(key, encode_commit(commit)):
             existing = await self.sink.get(key)
             if existing is None or not decode_commit(existing).same_content(commit):
                 raise FencingError(self._fencing_message(plan.seq))
+            commit = decode_commit(existing)  # what is stored is what checkpoints must summarise
             log.info("commit already present with identical content (resumed run)", seq=plan.seq)
         self.committed += commit.count
         await self.checkpoints.add(key, msgspec.to_builtins(commit))

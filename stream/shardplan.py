@@ -20,6 +20,7 @@ class ShardPlan:
     seed_end: int
     opened: float = field(default_factory=time.monotonic)
     ids: list[str] = field(default_factory=list)
+    facts: list = field(default_factory=list)  # RecordFacts of each kept record (None: not known)
     failures: list[Failure] = field(default_factory=list)
     duplicates: int = 0
     stored_estimate: int = 0  # exact for workers' frames, proportional for rebuilt ones

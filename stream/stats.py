@@ -15,51 +15,13 @@ from typing import Any
 
 import msgspec
 
-from sinks.dedupfile import load_exclusions
 from sinks.checkpoints import list_commits
+from sinks.dedupfile import load_exclusions
 from sinks.nearfile import clusters, uncovered
 from sinks.nearfile import load as load_near
 from sinks.reader import committed_lines
-from sinks.shardio import DEFAULT_CONCURRENCY, SkippedShards
-
-VALIDATION_KEYS = ("codegen", "cuda_ptx", "cpu_compile", "executed")
-SIZE_KEYS = ("record", "python_source", "cpu.forward", "cpu.backward", "cpu.full", "cuda.forward", "cuda.backward",
-             "cuda.full")
-
-
-class _Backend(msgspec.Struct, frozen=True):
-    forward: str = ""
-    backward: str = ""
-    full: str = ""
-
-
-class _Generator(msgspec.Struct, frozen=True):
-    name: str = ""
-    version: str = ""
-    config_hash: str = ""
-
-
-class _Meta(msgspec.Struct, frozen=True):
-    loc: int = 0
-    n_params: int = 0
-    param_types: list[str] = []
-    features: list[str] = []
-    builtins: list[str] = []
-    complexity: int = 0
-    warp_version: str = ""
-    generator: _Generator = _Generator()
-
-
-class _Record(msgspec.Struct):
-    python_source: str = ""
-    cpu: _Backend = _Backend()
-    cuda: _Backend = _Backend()
-    validation: dict[str, bool | None] = {}
-    metadata: _Meta = _Meta()
-    ptx: str | None = None
-
-
-_decode = msgspec.json.Decoder(_Record).decode
+from sinks.shardio import DEFAULT_CONCURRENCY, CorruptShard, SkippedShards, listed_mismatch
+from stream.recordstats import SIZE_KEYS, VALIDATION_KEYS, RecordFacts, columns, record_facts
 
 
 def reason_class(reason: str) -> str:
@@ -124,26 +86,37 @@ class DatasetStats:
                                 "created_at": commit.get("created_at")})
 
     def add_record(self, line: bytes) -> None:
-        rec = _decode(line)
-        meta = rec.metadata
+        self.add_facts(record_facts(line))
+
+    def add_facts(self, f: RecordFacts) -> None:
         self.records += 1
-        self.features.update(meta.features)
-        self.builtins.update(meta.builtins)
-        self.param_types.update(meta.param_types)
-        self.generators[f"{meta.generator.name} {meta.generator.version} ({meta.generator.config_hash})"] += 1
-        self.warp_versions[meta.warp_version] += 1
+        self.features.update(f.features)
+        self.builtins.update(f.builtins)
+        self.param_types.update(f.param_types)
+        self.generators[f.generator] += 1
+        self.warp_versions[f.warp_version] += 1
+        for key, tri in zip(VALIDATION_KEYS, f.validation, strict=True):
+            self.validation[key][tri] += 1
+        for column, value in zip(self._columns(), f.values, strict=True):
+            column.append(value)
+
+    def add_summary(self, summary: dict[str, Any], values: list[array]) -> None:
+        """A commit's summary of its records (``stream.recordstats.commit_summary``) and its
+        unpacked columns (``columns``): the same totals, first-seen orders and values as
+        ``add_record`` over those records."""
+        self.records += summary["records"]
+        self.features.update(summary["features"])
+        self.builtins.update(summary["builtins"])
+        self.param_types.update(summary["param_types"])
+        self.generators.update(summary["generators"])
+        self.warp_versions.update(summary["warp_versions"])
         for key in VALIDATION_KEYS:
-            self.validation[key][_tri(rec.validation.get(key))] += 1
-        self.loc.append(meta.loc)
-        self.complexity.append(meta.complexity)
-        self.n_params.append(meta.n_params)
-        s = self.sizes
-        s["record"].append(len(line))
-        s["python_source"].append(len(rec.python_source))
-        for backend in ("cpu", "cuda"):
-            src = getattr(rec, backend)
-            for part in ("forward", "backward", "full"):
-                s[f"{backend}.{part}"].append(len(getattr(src, part)))
+            self.validation[key].update(summary["validation"].get(key, {}))
+        for column, found in zip(self._columns(), values, strict=True):
+            column.fromlist(found.tolist())
+
+    def _columns(self) -> list[array]:
+        return [self.loc, self.complexity, self.n_params, *(self.sizes[k] for k in SIZE_KEYS)]
 
     # -- results -----------------------------------------------------------------------------------
     def pass_rates(self) -> dict[str, dict[str, Any]]:
@@ -192,10 +165,6 @@ class DatasetStats:
         }
 
 
-def _tri(value: bool | None) -> str:
-    return "null" if value is None else ("pass" if value else "fail")
-
-
 def distribution(values: array | list[int]) -> dict[str, float | int | None]:
     if not values:
         return {"n": 0, "min": None, "p10": None, "p50": None, "p90": None, "p99": None, "max": None, "mean": None}
@@ -210,29 +179,64 @@ def distribution(values: array | list[int]) -> dict[str, float | int | None]:
 
 
 async def collect(sink, url: str = "", limit: int = DEFAULT_CONCURRENCY,  # noqa: ANN001
-                  skipped: SkippedShards | None = None) -> DatasetStats:
+                  skipped: SkippedShards | None = None, read_records: bool = False) -> DatasetStats:
     """One pass over the committed dataset behind ``sink``; ``skipped``: go past corrupt
-    shards (tallied there and in the summary) instead of raising ``CorruptShard``."""
+    shards (tallied there and in the summary) instead of raising ``CorruptShard``.
+
+    A commit with a summary of its records (``Commit.stats``) is merged without fetching its
+    shard, once one LIST of the shards shows the shard there with the committed size (and,
+    on S3, ETag); a commit without one (written before summaries), with one this code
+    cannot use, with records excluded by the dedup or near-duplicate file, or whose
+    shard's ETag differs, has its records read. ``read_records``: read every shard."""
     stats = DatasetStats(url=url or getattr(sink, "url", ""), skipped=skipped)
     excluded = await load_exclusions(sink)  # cross-producer duplicates listed by `jitsynth dedup`
     near_doc = await load_near(sink)  # near-duplicate clusters written by `jitsynth dedup --near`
     near = clusters(near_doc).skip
-    commits = await list_commits(sink, limit)
+    commits = await list_commits(sink, limit, with_ids=not read_records)  # summaries travel with the ids
     stats.after_near_pass = uncovered(near_doc, commits)
     for _key, commit in commits:
         stats.add_commit(commit)
-    async for _key, commit, line in committed_lines(sink, commits, limit, skipped):
-        skip, skip_near = excluded.get(commit["shard"]), near.get(commit["shard"])
-        if skip or skip_near:
-            rid = msgspec.json.decode(line)["id"]
-            if skip and rid in skip:
-                stats.cross_duplicates += 1
-                continue
-            if skip_near and rid in skip_near:
-                stats.near_duplicates += 1
-                continue
-        stats.add_record(line)
+    listed = {} if read_records else await sink.list_info("shards/")
+    to_read: list[tuple[str, dict[str, Any]]] = []
+    plan: list[tuple[str, dict[str, Any], str, Any]] = []  # (key, commit, "summary"|"read"|"skip", columns)
+    for key, commit in commits:
+        how = "read"
+        values = None if read_records else columns(commit.get("stats"), int(commit["count"]))
+        if values is not None and not excluded.get(commit["shard"]) and not near.get(commit["shard"]):
+            found = listed_mismatch(commit, key, listed.get(commit["shard"]))
+            if isinstance(found, CorruptShard):
+                if skipped is None:
+                    raise found
+                skipped.add(found, int(commit["count"]))
+                how = "skip"
+            elif found is None:
+                how = "summary"
+        plan.append((key, commit, how, values))
+        if how == "read":
+            to_read.append((key, commit))
+    lines = committed_lines(sink, to_read, limit, skipped).__aiter__()
+    pending = await anext(lines, None)
+    for key, commit, how, values in plan:  # in commit order: counters keep the record path's first-seen order
+        if how == "summary":
+            stats.add_summary(commit["stats"], values)
+            continue
+        while how == "read" and pending is not None and pending[0] == key:
+            _stats_line(stats, commit, pending[2], excluded, near)
+            pending = await anext(lines, None)
     return stats
+
+
+def _stats_line(stats: DatasetStats, commit: dict[str, Any], line: bytes, excluded: dict, near: dict) -> None:
+    skip, skip_near = excluded.get(commit["shard"]), near.get(commit["shard"])
+    if skip or skip_near:
+        rid = msgspec.json.decode(line)["id"]
+        if skip and rid in skip:
+            stats.cross_duplicates += 1
+            return
+        if skip_near and rid in skip_near:
+            stats.near_duplicates += 1
+            return
+    stats.add_record(line)
 
 
 def _num(n: float | int | None) -> str:

@@ -12,21 +12,34 @@ crash) are listed. Every commit-log checkpoint must agree with the commits it su
 
 Commits and small shards are fetched ``limit`` at a time; large shards are streamed, so
 memory does not grow with shard size.
+
+On S3 a LIST gives every object's ETag, the MD5 of its bytes (of its parts' MD5s for a
+multipart upload), and each commit records its shard's ETag: a shard whose listed size
+and ETag are the committed ones holds the committed bytes, so it is not fetched; and a
+commit that its checkpoint and ids object rebuild byte for byte (``encode_commit``) with
+the listed ETag is not fetched either. 10,000 commits take a few hundred requests, not
+20,000. Anything without a match (old commits, another ETag scheme, damage) is fetched
+and checked in full, as every commit and shard is with ``deep`` (``verify --deep``) and on
+a local directory, which has no ETags.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
-
 from typing import Any
+
+import msgspec
 
 from sinks import checkpoints as ckpt
 from sinks.dedupfile import DEDUP_KEY, DedupFileError
 from sinks.dedupfile import load as load_dedup_file
 from sinks.nearfile import NEAR_KEY
 from sinks.nearfile import load as load_near_file
-from sinks.shardio import DEFAULT_CONCURRENCY, CorruptShard, ordered_map, prefetched, shard_records
+from sinks.shardio import DEFAULT_CONCURRENCY, CorruptShard, listed_mismatch, ordered_map, prefetched, shard_records
+from stream.commitlog import Commit, encode_commit
 
 
 @dataclass
@@ -43,12 +56,16 @@ class VerifyReport:
         return not self.faults
 
 
-async def _fetched(sink: Any, key: str) -> tuple[str, dict[str, Any] | None, bytes | None]:
-    data = await sink.get(key)
-    if data is None:
-        return key, None, None
-    commit = json.loads(data)
-    return key, commit, await prefetched(sink, commit)
+async def _fetched(sink: Any, key: str, commit: dict[str, Any] | None, content: Callable[[dict[str, Any]], bool],
+                   ) -> tuple[str, dict[str, Any] | None, bytes | None]:
+    """(key, commit, small shard's bytes): the commit GET unless ``commit`` is given (proved
+    by its ETag), the shard fetched ahead only when its ``content`` is to be checked."""
+    if commit is None:
+        data = await sink.get(key)
+        if data is None:
+            return key, None, None
+        commit = json.loads(data)
+    return key, commit, await prefetched(sink, commit) if content(commit) else None
 
 
 async def _shard_ids(sink: Any, key: str, commit: dict[str, Any], data: bytes | None,
@@ -71,9 +88,10 @@ def _check_checkpoints(docs: dict[str, bytes | None], commits: dict[str, dict[st
     for key, data in docs.items():
         producer = key.split("/")[1]
         if key.endswith(".ids.json"):
-            found = ckpt.decode_ids(data)
+            found, stats = ckpt.decode_ids(data), ckpt.decode_stats(data)
             bad = [k for k, ids in (found or {}).items() if k not in commits or commits[k]["ids"] != ids]
-            if found is None or bad:
+            bad += [k for k, summary in (stats or {}).items() if k not in commits or commits[k].get("stats") != summary]
+            if found is None or stats is None or bad:
                 report.faults.append(f"checkpoint ids {key} is damaged or disagrees with commits {bad[:3]}: "
                                      "readers skip it; rerun the producer to rewrite it, or delete it")
             continue
@@ -90,7 +108,13 @@ def _check_checkpoints(docs: dict[str, bytes | None], commits: dict[str, dict[st
                 break
 
 
-async def verify(sink, limit: int = DEFAULT_CONCURRENCY) -> VerifyReport:  # noqa: ANN001 - any Sink
+async def verify(sink, limit: int = DEFAULT_CONCURRENCY, deep: bool = False) -> VerifyReport:  # noqa: ANN001
+    """Every commit against its shard. On a store with ETags (S3) and without ``deep``, a
+    commit rebuilt from its checkpoint whose bytes' MD5 is the commit's listed ETag is not
+    fetched, and a shard whose listed size and ETag are the committed ones is not read
+    (the ETag is the MD5 of the stored bytes, so a match proves them the committed bytes);
+    whatever does not match, or has no ETag to match, is fetched and checked in full.
+    ``deep``: fetch every commit and read every shard (decompress, ids in order, sha256)."""
     report = VerifyReport()
     seen: dict[str, tuple[str, str]] = {}  # id -> (commit key, producer) of its first copy
     try:
@@ -103,8 +127,17 @@ async def verify(sink, limit: int = DEFAULT_CONCURRENCY) -> VerifyReport:  # noq
     shard_of: dict[str, str] = {}  # commit key -> shard
     referenced: set[str] = set()
     commits: dict[str, dict[str, Any]] = {}
-    keys = [k for k in await sink.list(f"{ckpt.COMMITS}/") if k.endswith(".json")]
-    async for key, commit, data in ordered_map(keys, lambda k: _fetched(sink, k), limit):
+    commit_info = {k: v for k, v in (await sink.list_info(f"{ckpt.COMMITS}/")).items() if k.endswith(".json")}
+    shard_info = await sink.list_info("shards/")
+    fast = not deep and any(info.etag for info in (*commit_info.values(), *shard_info.values()))
+    proved = await _proved_commits(sink, commit_info, limit) if fast else {}
+
+    def content(commit: dict[str, Any]) -> bool:
+        """Whether the shard must be read: no listing proves it (deep, no ETags, no match)."""
+        return not fast or listed_mismatch(commit, "", shard_info.get(commit["shard"])) is not None
+
+    fetch = lambda k: _fetched(sink, k, proved.get(k), content)  # noqa: E731
+    async for key, commit, data in ordered_map(list(commit_info), fetch, limit):
         if commit is None:
             report.faults.append(f"{key}: listed but could not be read")
             continue
@@ -113,42 +146,70 @@ async def verify(sink, limit: int = DEFAULT_CONCURRENCY) -> VerifyReport:  # noq
         shard = commit["shard"]
         referenced.add(shard)
         shard_of[key] = shard
-        ids = await _shard_ids(sink, key, commit, data, report)
-        if ids is None:
-            continue
-        if len(ids) != commit["count"]:
-            report.faults.append(f"{key}: shard {shard} holds {len(ids)} records, commit says {commit['count']}")
-        if ids != commit["ids"]:
-            report.faults.append(f"{key}: record ids in {shard} differ from the commit's ids")
-        for record_id in commit["ids"]:
-            if record_id not in seen:
-                seen[record_id] = (key, str(commit["producer"]))
+        if content(commit):
+            ids = await _shard_ids(sink, key, commit, data, report)
+            if ids is None:
                 continue
-            first_key, first_producer = seen[record_id]
-            first_shard = listed.pop((shard, record_id), None)
-            if first_producer == str(commit["producer"]):
-                report.faults.append(f"{key}: id {record_id} already committed by the same producer in {first_key}")
-            elif first_shard is None:
-                report.faults.append(f"{key}: id {record_id} already committed in {first_key} (another producer) "
-                                     f"and not listed in {DEDUP_KEY}: run `jitsynth dedup URL`")
-            elif first_shard != shard_of[first_key]:
-                report.faults.append(f"{key}: {DEDUP_KEY} says id {record_id} first appeared in {first_shard}, "
-                                     f"but it is in {shard_of[first_key]}: rerun `jitsynth dedup URL`")
-            else:
-                report.cross_duplicates += 1
+            if len(ids) != commit["count"]:
+                report.faults.append(f"{key}: shard {shard} holds {len(ids)} records, commit says {commit['count']}")
+            if ids != commit["ids"]:
+                report.faults.append(f"{key}: record ids in {shard} differ from the commit's ids")
+        else:
+            ids = commit["ids"]  # the shard's ETag proves its bytes are the ones this commit describes
+        _check_ids(key, commit, shard_of, seen, listed, report)
         report.records += len(ids)
         report.bytes += int(commit["bytes"])
     for shard, record_id in listed:
         report.faults.append(f"{DEDUP_KEY} lists id {record_id} in {shard}, which is not a repeat of an earlier "
                              "committed id: rerun `jitsynth dedup URL`")
     await _check_near_file(sink, commits, report)
-    report.orphans = [k for k in await sink.list("shards/") if k.endswith(".jsonl.zst") and k not in referenced]
+    report.orphans = [k for k in shard_info if k.endswith(".jsonl.zst") and k not in referenced]
     checkpoint_keys = await sink.list(f"{ckpt.CHECKPOINTS}/")
     docs = {}
     async for key, data in ordered_map(checkpoint_keys, lambda k: _keyed_get(sink, k), limit):
         docs[key] = data
     _check_checkpoints(docs, commits, report)
     return report
+
+
+async def _proved_commits(sink: Any, commit_info: dict[str, Any], limit: int) -> dict[str, dict[str, Any]]:
+    """The commits (with ids and summaries) that checkpoints rebuild byte for byte as stored:
+    ``encode_commit`` of the rebuilt commit has the MD5 the listing gives as its ETag."""
+    proved = {}
+    for key, commit in await ckpt.list_commits(sink, limit, with_ids=True):
+        info = commit_info.get(key)
+        if info is None or info.etag is None:
+            continue
+        commit = {"stats": None, **commit}  # a commit without a summary stores stats: null
+        try:
+            rebuilt = encode_commit(msgspec.convert(commit, Commit))
+        except (msgspec.ValidationError, TypeError):
+            continue
+        if hashlib.md5(rebuilt, usedforsecurity=False).hexdigest() == info.etag:
+            proved[key] = commit  # equal to the stored commit, read back
+    return proved
+
+
+def _check_ids(key: str, commit: dict[str, Any], shard_of: dict[str, str], seen: dict[str, tuple[str, str]],
+               listed: dict[tuple[str, str], str], report: VerifyReport) -> None:
+    """Ids unique across commits, but for cross-producer repeats the dedup file lists exactly."""
+    shard = commit["shard"]
+    for record_id in commit["ids"]:
+        if record_id not in seen:
+            seen[record_id] = (key, str(commit["producer"]))
+            continue
+        first_key, first_producer = seen[record_id]
+        first_shard = listed.pop((shard, record_id), None)
+        if first_producer == str(commit["producer"]):
+            report.faults.append(f"{key}: id {record_id} already committed by the same producer in {first_key}")
+        elif first_shard is None:
+            report.faults.append(f"{key}: id {record_id} already committed in {first_key} (another producer) "
+                                 f"and not listed in {DEDUP_KEY}: run `jitsynth dedup URL`")
+        elif first_shard != shard_of[first_key]:
+            report.faults.append(f"{key}: {DEDUP_KEY} says id {record_id} first appeared in {first_shard}, "
+                                 f"but it is in {shard_of[first_key]}: rerun `jitsynth dedup URL`")
+        else:
+            report.cross_duplicates += 1
 
 
 async def _check_near_file(sink: Any, commits: dict[str, dict[str, Any]], report: VerifyReport) -> None:
