@@ -33,6 +33,7 @@ import anyio
 import psutil
 
 from stream.benchmore import measure_idle_main
+from stream.capacity import measure_capacity
 
 
 @dataclass
@@ -200,7 +201,7 @@ def machine() -> dict[str, Any]:
 
 
 def run_bench(n: int, workers: int, with_s3: bool = True, seed_start: int = 10_000_000,
-              rounds: int = 3) -> dict[str, Any]:
+              rounds: int = 3, capacity: int = 20_000) -> dict[str, Any]:
     """Ceiling, local pipeline and S3 pipeline, interleaved for ``rounds`` rounds on the same
     seeds; each ratio is the median of per-round ratios, so a noisy neighbour that slows one
     measurement does not decide the result."""
@@ -245,44 +246,46 @@ def run_bench(n: int, workers: int, with_s3: bool = True, seed_start: int = 10_0
         result["pipeline_s3_kernels_per_s"] = statistics.median(p["kernels_per_s"] for p in s3_runs)
         result["ratio_s3"] = round(statistics.median(p["kernels_per_s"] / c for p, c in zip(s3_runs, ceilings)), 3)
     result["main_idle_cpu_ms_per_s"] = idle = measure_idle_main(workers)
-    result["scale_model"] = scale_model(runs["ceiling"], runs["pipeline_local"], idle)
+    result["capacity"] = measure_capacity(capacity, workers) if capacity else None
+    result["scale_model"] = scale_model(runs["ceiling"], runs["pipeline_local"], idle, result["capacity"])
     result["ratios_per_round"] = {
         "local": [round(p["kernels_per_s"] / c, 3) for p, c in zip(runs["pipeline_local"], ceilings)],
         "s3": [round(p["kernels_per_s"] / c, 3) for p, c in zip(s3_runs, ceilings)]}
     return result
 
 
-def scale_model(ceilings: list[dict[str, Any]], pipelines: list[dict[str, Any]],
-                idle_ms_per_s: float = 0.0) -> dict[str, Any]:
+def scale_model(ceilings: list[dict[str, Any]], pipelines: list[dict[str, Any]], idle_ms_per_s: float = 0.0,
+                capacity: dict[str, Any] | None = None) -> dict[str, Any]:
     """How many workers one producer's main process can feed (medians of the runs).
 
-    Its CPU has two parts: ``idle_ms_per_s`` every second whatever the rate (the pool's
-    manager threads, measured with the pool idle) and ``marginal_ms_per_kernel`` for each
-    kernel (the rest of the measured CPU, spread over the kernels). A worker spends
-    ``worker_ms_per_kernel`` per kernel, so W workers cost the main process
-    idle + W * 1000 / worker_ms * marginal ms each second, one core at
-    W = (1000 - idle) * worker_ms / (1000 * marginal). With idle 0 this is the older,
-    stricter model worker_ms / main_ms (every ms of the run charged per kernel)."""
+    A worker spends ``worker_ms_per_kernel`` per kernel (the ceiling's per-process rates).
+    The main process spends ``idle_ms_per_s`` every second whatever the rate (its pool's
+    manager threads waking up, measured with the pool idle) and ``busy_ms_per_record`` per
+    record when busy (``stream.capacity``: instant workers, so it never waits). W workers
+    then cost it idle + W * 1000 / worker_ms * busy ms a second, one core at
+    W = (1000 - idle) * worker_ms / (1000 * busy). ``workers_one_producer_feeds_all_per_kernel``
+    is the stricter reading that charges all of its CPU in the 2-worker pipeline runs per
+    kernel (mostly wake-ups while it waits for two workers)."""
     import statistics
 
     worker_ms = statistics.median(1000 / r for c in ceilings for r in c["per_process_kernels_per_s"])
     main_ms = statistics.median(p["main_cpu_ms_per_kernel"] for p in pipelines)
-    marginal = statistics.median(max(p["main_cpu_s"] - idle_ms_per_s / 1000 * p["wall_s"], 0.0) * 1000
-                                 / max(p["kernels"], 1) for p in pipelines)
-    feeds = int((1000 - idle_ms_per_s) * worker_ms / (1000 * marginal)) if marginal > 0 else None
+    busy = capacity["main_ms_per_record"] if capacity else None
+    feeds = int((1000 - idle_ms_per_s) * worker_ms / (1000 * busy)) if busy else None
     return {"worker_ms_per_kernel": round(worker_ms, 2), "main_ms_per_kernel": round(main_ms, 4),
             "main_ms_per_record": statistics.median(p["main_cpu_ms_per_record"] for p in pipelines),
-            "idle_ms_per_s": idle_ms_per_s, "marginal_ms_per_kernel": round(marginal, 4),
+            "idle_ms_per_s": idle_ms_per_s, "busy_ms_per_record": busy,
             "workers_one_producer_feeds_all_per_kernel": int(worker_ms / main_ms) if main_ms > 0 else None,
             "workers_one_producer_feeds": feeds}
 
 
-def run_sweep(n: int, max_workers: int, seed_start: int = 10_000_000) -> dict[str, Any]:
+def run_sweep(n: int, max_workers: int, seed_start: int = 10_000_000, capacity: int = 20_000) -> dict[str, Any]:
     """The ceiling and the local pipeline at 1, 2, 4 ... ``max_workers`` workers, side by
     side (n kernels per worker, so each step runs about as long as the others)."""
     steps = sorted({min(2 ** i, max_workers) for i in range(max_workers.bit_length() + 1)})
     result: dict[str, Any] = {"machine": machine(), "kernels_per_worker": n, "steps": [],
                               "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    result["capacity"] = busy = measure_capacity(capacity, 2) if capacity else None
     with tempfile.TemporaryDirectory(prefix="jitsynth-sweep-") as tmp:
         for workers in steps:
             idle = measure_idle_main(workers)
@@ -294,7 +297,7 @@ def run_sweep(n: int, max_workers: int, seed_start: int = 10_000_000) -> dict[st
                 "pipeline_kernels_per_s": pipeline["kernels_per_s"],
                 "ratio": round(pipeline["kernels_per_s"] / ceiling["kernels_per_s"], 3),
                 "main_cpu_ms_per_record": pipeline["main_cpu_ms_per_record"],
-                "main_idle_cpu_ms_per_s": idle, "scale_model": scale_model([ceiling], [pipeline], idle)})
+                "main_idle_cpu_ms_per_s": idle, "scale_model": scale_model([ceiling], [pipeline], idle, busy)})
     return result
 
 

@@ -39,11 +39,14 @@ def _table(result: dict[str, Any]) -> str:
                          f"{ms['build_adjoints'] + ms['emit_cpu'] + ms['emit_cuda']:.2f} |")
     model = result.get("scale_model")
     if model:
-        lines += ["", f"Scale model: a worker spends {model['worker_ms_per_kernel']} ms per kernel; the main process "
-                      f"{model['main_ms_per_kernel']} ms per kernel in all, of which {model['marginal_ms_per_kernel']} "
-                      f"ms grow with kernels and {model['idle_ms_per_s']} ms per second with time: one producer "
-                      f"feeds up to {model['workers_one_producer_feeds']} workers "
-                      f"({model['workers_one_producer_feeds_all_per_kernel']} if all of its CPU grew with kernels)."]
+        cap = result.get("capacity") or {}
+        lines += ["", f"Main process at capacity (instant workers): {cap.get('records_per_s')} records/s, "
+                      f"{cap.get('main_ms_per_record')} ms CPU per record, {cap.get('records_per_core_s')} records "
+                      f"per core-second; idle with its pool up: {model['idle_ms_per_s']} ms CPU per second.",
+                  f"Scale model: a worker spends {model['worker_ms_per_kernel']} ms per kernel, so one producer "
+                  f"feeds up to {model['workers_one_producer_feeds']} workers "
+                  f"({model['workers_one_producer_feeds_all_per_kernel']} if all of its CPU in the 2-worker runs, "
+                  f"{model['main_ms_per_kernel']} ms per kernel, grew with kernels)."]
     return "\n".join(lines)
 
 
@@ -85,6 +88,8 @@ def bench(
     log_producers: Annotated[int, Opt(help="Producers of the --log-scale dataset")] = 50,
     sweep: Annotated[int, Opt(help="Only this: ceiling and pipeline at 1, 2, 4 ... N workers, --kernels per "
                                    "worker (0: skip)")] = 0,
+    capacity: Annotated[int, Opt(help="Records through the producer with instant workers: the main process's "
+                                      "CPU per record when busy, for the scale model (0: skip)")] = 20_000,
 ) -> None:
     """Pipeline vs codegen ceiling, side by side in one run (see README: Performance)."""
     from stream.bench import run_bench
@@ -105,11 +110,11 @@ def bench(
     if sweep:
         from stream.bench import run_sweep
 
-        found = run_sweep(kernels, sweep)
+        found = run_sweep(kernels, sweep, capacity=capacity)
         _keep(found, "sweep", results_dir, json_file)
         typer.echo(_sweep_table(found))
         return
-    result = run_bench(kernels, workers, with_s3=s3, rounds=rounds)
+    result = run_bench(kernels, workers, with_s3=s3, rounds=rounds, capacity=capacity)
     if profile:
         import multiprocessing
 
