@@ -228,6 +228,9 @@ def _judge(candidate: str, parent: Parent, key: str, keys: frozenset[str], defec
         return "unchanged"
     if new_key in keys:
         return "equals a parent"
+    hazard = mutations.half_hazard(ast.parse(candidate))
+    if hazard is not None and hazard != mutations.half_hazard(ast.parse(parent.source)):
+        return f"compile: {hazard}"  # a real float16 parent that has it compiles as it is
     got = defect_counts(safe_check(candidate, parent.kernel_name, quiet=True))
     worse = [name for name, old, new in zip(DEFECTS, defects, got, strict=True) if new > old]
     if worse:

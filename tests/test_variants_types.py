@@ -292,3 +292,23 @@ def test_each_type_operator_gives_records_that_build_compile_and_run(corpus: Pat
     assert tiered >= 2 and len(seen) >= 2, f"{operator}: {tiered} tiered, {sorted(seen)}"  # more than one distinct edit of the corpus
     if operator == "dtype":
         assert any("float16" in m for m in seen) and any("float64" in m for m in seen), sorted(seen)
+
+
+def test_half_hazards_seen_in_the_compile_tiers_are_named() -> None:
+    """The three float16 shapes that passed Warp's codegen but failed NVRTC/clang on 2,000
+    variants (seeds 59, 888, 1244 of the 2,000-sample run): dtype picks float64 instead,
+    and the judge rejects a later edit that brings one in."""
+    import ast
+
+    from synth.mutations import half_hazard
+
+    tile = "import warp as wp\n@wp.kernel\ndef k(a: wp.array2d[wp.mat33h]):\n    t = wp.tile_load(a, shape=(2, 2))\n"
+    local = ("import warp as wp\n@wp.func\ndef f(x: wp.float16):\n    eps = 1e-06\n    if x < eps:\n"
+             "        return x\n    return -x\n")
+    clean = ("import warp as wp\n@wp.func\ndef f(x: wp.float16):\n    eps = wp.float16(1e-06)\n    if x < eps:\n"
+             "        return x\n    return -x\n")
+    assert half_hazard(ast.parse(tile)) == "float16 tiles"
+    assert half_hazard(ast.parse(local)) == "float16 module keeps a float32 literal in a local"
+    assert half_hazard(ast.parse(clean)) is None
+    assert half_hazard(ast.parse(local.replace("float16", "float32"))) is None  # only half modules
+    assert half_hazard(ast.parse(local.replace("float16", "float32")), assume_half=True) is not None
