@@ -26,7 +26,7 @@ from typing import NamedTuple
 import msgspec
 
 from sinks.shard import compress_frame, frame_lines
-from stream.recordstats import RecordFacts, record_facts
+from stream.recordstats import Partial, RecordFacts, partial_of, record_facts
 from synth.worker import Failed, Produced
 
 
@@ -37,13 +37,13 @@ class Kept(NamedTuple):
     seed: int
     id: str
     size: int  # bytes of its JSONL line
-    facts: RecordFacts | None = None  # what `stats` takes from it, read here in the worker
 
 
 @dataclass(frozen=True, slots=True)
 class FramedBatch:
     outcomes: tuple[Kept | Failed, ...]  # in seed order
     frame: bytes  # one zstd frame of the Kept lines, in order (b"" when none)
+    partial: Partial | None = None  # what `stats` takes from the Kept lines, folded in the worker
 
     def kept(self) -> list[Kept]:
         return [o for o in self.outcomes if isinstance(o, Kept)]
@@ -59,9 +59,8 @@ class FramedTask:
     def __call__(self, seeds: list[int]) -> FramedBatch:
         outcomes = self.task(seeds)
         lines = [o.line for o in outcomes if isinstance(o, Produced)]
-        slim = tuple(Kept(o.seed, o.id, len(o.line), _facts(o.line)) if isinstance(o, Produced) else o
-                     for o in outcomes)
-        return FramedBatch(slim, compress_frame(lines, self.level))
+        slim = tuple(Kept(o.seed, o.id, len(o.line)) if isinstance(o, Produced) else o for o in outcomes)
+        return FramedBatch(slim, compress_frame(lines, self.level), partial_of([_facts(line) for line in lines]))
 
 
 def _facts(line: bytes) -> RecordFacts | None:
@@ -78,10 +77,11 @@ def failed_batch(seed: int, reason: str) -> FramedBatch:
     return FramedBatch((Failed(seed, reason),), b"")
 
 
-def rebuild_frame(frame: bytes, positions: list[int], level: int) -> bytes:
-    """A frame of the lines at ``positions`` of ``frame`` (run in a pool worker)."""
+def rebuild_frame(frame: bytes, positions: list[int], level: int) -> tuple[bytes, Partial]:
+    """A frame of the lines at ``positions`` of ``frame``, and their facts folded (run in a pool worker)."""
     lines = frame_lines(frame)
-    return compress_frame([lines[p] for p in positions], level)
+    kept = [lines[p] for p in positions]
+    return compress_frame(kept, level), partial_of([_facts(line) for line in kept])
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,7 +38,7 @@ from stream.framing import BatchSplitter, FramedBatch, FramedTask, Kept, Segment
 from stream.metrics import Metrics
 from stream.pacing import Pacer
 from stream.pool import WorkerPool
-from stream.recordstats import commit_summary
+from stream.recordstats import summary_of
 from stream.shardplan import Append, Close, ShardPlan
 from stream.resume import resume
 from synth.worker import Failed, WorkerSettings, init_worker, process_batch
@@ -298,7 +298,7 @@ class Producer:
             return
         if segment.frame is not None:
             plan.stored_estimate += len(segment.frame)
-            await ops.send(Append(plan, segment.frame, segment.count, segment.raw_bytes))
+            await ops.send(Append(plan, segment.frame, segment.count, segment.raw_bytes, segment.batch.partial))
             return
         # Records were dropped or a shard ends inside the batch: a pool worker rebuilds the
         # frame from the kept lines while this loop goes on (the writer awaits it in order).
@@ -322,7 +322,6 @@ class Producer:
             return False
         self.index.add_pending(outcome.id)
         plan.ids.append(outcome.id)
-        plan.facts.append(outcome.facts)
         return True
 
     # -- the writer: frames into shards, shards into commits, in order -------------------------------
@@ -334,7 +333,8 @@ class Producer:
                 with anyio.fail_after(self._deadline - time.monotonic() if self.stop.is_set() else None):
                     if isinstance(op, Append):
                         writer = writer or await self._open_shard(op.plan)
-                        frame = op.frame if isinstance(op.frame, bytes) else await op.frame
+                        frame, partial = (op.frame, op.partial) if isinstance(op.frame, bytes) else await op.frame
+                        op.plan.partials.append(partial)
                         await writer.add(frame, op.count, op.raw_bytes)
                     elif op.commit:
                         await self._commit(op.plan, writer or await self._open_shard(op.plan))
@@ -364,7 +364,7 @@ class Producer:
             seed_end=plan.seed_end, count=stored.count, bytes=stored.bytes, raw_bytes=stored.raw_bytes,
             sha256=stored.sha256, ids=plan.ids, config_hash=self.config_hash, warp_version=self.warp_version,
             created_at=now_iso(), duplicates=plan.duplicates, failures=plan.failures, etag=stored.etag,
-            stats=commit_summary(plan.facts) if None not in plan.facts else None)
+            stats=summary_of(plan.partials) if None not in plan.partials else None)
         key = commit_key(self.s.producer, plan.seq)
         if not await self.sink.put_if_absent(key, encode_commit(commit)):
             existing = await self.sink.get(key)

@@ -112,7 +112,49 @@ def commit_summary(facts: list[RecordFacts]) -> dict[str, Any]:
             "values": {k: pack(col) for k, col in zip(VALUE_KEYS, by_key, strict=True)}}
 
 
-def pack(values: tuple[int, ...] | list[int]) -> str:
+class Partial(NamedTuple):
+    """The fold of a run of records' facts, made in the pool worker that produced them (one per
+    batch, or per rebuilt segment), so the producer's main process unpickles and merges one
+    per batch instead of one ``RecordFacts`` per record (issue 18). ``summary_of`` merges the
+    partials of a shard into exactly what ``commit_summary`` gives for its records."""
+
+    records: int
+    complete: bool  # False: a record's facts were unreadable, so its commit gets no summary
+    counters: tuple[dict[str, int], ...]  # per COUNTER_KEYS, first-seen order
+    validation: tuple[dict[str, int], ...]  # per VALIDATION_KEYS
+    values: tuple[bytes, ...]  # per VALUE_KEYS: native int32 columns
+
+
+def partial_of(facts: list[RecordFacts | None]) -> Partial:
+    known = [f for f in facts if f is not None]
+    summary = commit_summary(known)
+    return Partial(len(facts), len(known) == len(facts), tuple(summary[k] for k in COUNTER_KEYS),
+                   tuple(summary["validation"][k] for k in VALIDATION_KEYS),
+                   tuple(array("i", col).tobytes() for col in zip(*(f.values for f in known), strict=True))
+                   or tuple(b"" for _ in VALUE_KEYS))
+
+
+def summary_of(partials: list[Partial]) -> dict[str, Any] | None:
+    """A commit's summary from its partials in record order (None if a record's facts were unreadable)."""
+    if not all(p.complete for p in partials):
+        return None
+    counters: dict[str, Counter] = {k: Counter() for k in COUNTER_KEYS}
+    validation: dict[str, Counter] = {k: Counter() for k in VALIDATION_KEYS}
+    values = [array("i") for _ in VALUE_KEYS]
+    for p in partials:
+        for key, part in zip(COUNTER_KEYS, p.counters, strict=True):
+            counters[key].update(part)
+        for key, part in zip(VALIDATION_KEYS, p.validation, strict=True):
+            validation[key].update(part)
+        for column, raw in zip(values, p.values, strict=True):
+            column.frombytes(raw)
+    return {"format": SUMMARY_FORMAT, "records": sum(p.records for p in partials),
+            **{k: dict(c) for k, c in counters.items()},
+            "validation": {k: dict(c) for k, c in validation.items()},
+            "values": {k: pack(col) for k, col in zip(VALUE_KEYS, values, strict=True)}}
+
+
+def pack(values: tuple[int, ...] | list[int] | array) -> str:
     """Non-negative per-record numbers (sizes, counts) as base64 of little-endian int32."""
     column = array("i", values)
     if sys.byteorder == "big":

@@ -20,7 +20,7 @@ class ShardPlan:
     seed_end: int
     opened: float = field(default_factory=time.monotonic)
     ids: list[str] = field(default_factory=list)
-    facts: list = field(default_factory=list)  # RecordFacts of each kept record (None: not known)
+    partials: list = field(default_factory=list)  # recordstats.Partial of each stored frame, in order
     failures: list[Failure] = field(default_factory=list)
     duplicates: int = 0
     stored_estimate: int = 0  # exact for workers' frames, proportional for rebuilt ones
@@ -29,9 +29,10 @@ class ShardPlan:
 @dataclass(frozen=True)
 class Append:
     plan: ShardPlan
-    frame: bytes | asyncio.Future  # a rebuilt frame is still being compressed in the pool
+    frame: bytes | asyncio.Future  # a rebuilt frame (with its Partial) is still being made in the pool
     count: int
     raw_bytes: int
+    partial: object = None  # recordstats.Partial of a worker's frame (a rebuilt one brings its own)
 
 
 @dataclass(frozen=True)

@@ -54,7 +54,7 @@ def test_segments_hold_exactly_the_kept_lines_and_match_a_fresh_frame(lines: lis
         if not want:
             assert segment is None
             continue
-        frame = segment.frame if segment.frame is not None else rebuild_frame(batch.frame, segment.positions, 3)
+        frame = segment.frame if segment.frame is not None else rebuild_frame(batch.frame, segment.positions, 3)[0]
         # Whichever path made it (the worker's frame or a rebuilt one), the bytes are those
         # of a fresh frame of the kept lines: what makes a resumed shard byte-identical.
         assert frame == compress_frame(want, 3)

@@ -222,3 +222,29 @@ def test_multipart_shard_etag_is_what_s3_lists(s3: S3Env) -> None:
         os.environ.clear()
         os.environ.update(old)
     assert computed.endswith("-3") and computed == listed
+
+
+def test_partials_folded_per_batch_merge_into_the_per_record_summary(tmp_path: Path) -> None:
+    """Workers fold each batch's facts (recordstats.partial_of) and the producer merges the
+    folds (summary_of): for any cut of a shard's records into runs, the same summary as folding
+    every record (commit_summary), counters' first-seen order included."""
+    import random
+
+    from stream.recordstats import commit_summary, partial_of, record_facts, summary_of
+    from synth.config import GeneratorConfig
+    from synth.record import encode_line
+    from synth.worker import WorkerSettings, build_records, init_worker
+
+    settings = WorkerSettings(GeneratorConfig(), "partials")
+    init_worker(settings)
+    facts = [record_facts(encode_line(r)) for r in build_records(list(range(40)), settings)
+             if not isinstance(r, BaseException)]
+    assert len(facts) >= 30
+    rng = random.Random(7)
+    for _ in range(20):
+        cuts = sorted(rng.sample(range(1, len(facts)), rng.randint(0, 6)))
+        runs = [facts[a:b] for a, b in zip([0, *cuts], [*cuts, len(facts)], strict=True)]
+        merged = summary_of([partial_of(run) for run in runs])
+        assert json.dumps(merged) == json.dumps(commit_summary(facts))  # key order too: commit bytes
+    assert summary_of([]) == commit_summary([])
+    assert summary_of([partial_of(facts[:3]), partial_of([None])]) is None  # an unreadable line: no summary
