@@ -51,7 +51,7 @@ RUN /opt/jitsynth/bin/pip uninstall -y -q pip setuptools \
     && find . -name '*.so' -not -path './*.libs/*' -not -path './warp/*' -exec strip --strip-debug {} + \
     && find botocore/data -mindepth 1 -maxdepth 1 -type d \
          -not -name s3 -not -name sts -not -name sso -not -name sso-oidc -exec rm -rf {} + \
-    && /opt/jitsynth/bin/python -c "import numpy, zstandard, aiohttp, warp, synth.families, boto3; boto3.client('s3', region_name='us-east-1'); boto3.client('sts', region_name='us-east-1')" \
+    && /opt/jitsynth/bin/python -c "import numpy, zstandard, aiohttp, warp, synth.gen.families, boto3; boto3.client('s3', region_name='us-east-1'); boto3.client('sts', region_name='us-east-1')" \
     && /opt/jitsynth/bin/jitsynth sample --seed 1 > /dev/null
 
 FROM ${PYTHON_IMAGE} AS runtime

@@ -26,7 +26,7 @@ from typing import Any
 
 import structlog
 
-from sinks.shardio import DEFAULT_CONCURRENCY, ordered_map
+from sinks.read.shardio import DEFAULT_CONCURRENCY, ordered_map
 
 log = structlog.get_logger("jitsynth.checkpoints")
 

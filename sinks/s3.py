@@ -86,7 +86,7 @@ class S3Sink:
         # listed object's LastModified was ~40% of the client CPU of a 10,000-object LIST.
         core.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=str)
         session = aioboto3.Session(botocore_session=core)
-        # Readers keep up to ~64 requests in flight (sinks.shardio); botocore's default pool is 10.
+        # Readers keep up to ~64 requests in flight (sinks.read.shardio); botocore's default pool is 10.
         config = AioConfig(retries={"max_attempts": 1, "mode": "standard"}, connect_timeout=5, read_timeout=60,
                            s3={"addressing_style": "path"}, max_pool_connections=MAX_POOL)
         self._client = await self._stack.enter_async_context(

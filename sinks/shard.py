@@ -3,7 +3,7 @@ parts so memory does not grow with the shard.
 
 A shard is a concatenation of zstd frames (content size and checksum on), each holding
 whole JSONL lines; concatenated frames are one valid zstd stream, which every reader
-(zstd, pandas, DuckDB, fsspec, ``sinks/shardio.py``) decodes as one file. Frames are made
+(zstd, pandas, DuckDB, fsspec, ``sinks/read/shardio.py``) decodes as one file. Frames are made
 by ``compress_frame`` in the pool's workers (``stream/framing.py``), so the producer's
 main process only appends bytes: the same lines at the same level always give the same
 frame, wherever it was compressed.

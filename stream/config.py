@@ -76,9 +76,9 @@ class Settings(BaseSettings):
     # as a completed index.
     incomplete_exit_code: int = Field(0, ge=0, le=255)
     generator: dict[str, Any] = Field(default_factory=dict)
-    # Where kernels come from: "generator" (synth.generator) or "variants:SPEC", mutations of the
+    # Where kernels come from: "generator" (synth.gen.generator) or "variants:SPEC", mutations of the
     # real kernels of SPEC (comma-separated ingested datasets: paths or s3:// URLs; issue 15),
-    # tuned by the [variants] table (synth.config.VariantConfig).
+    # tuned by the [variants] table (synth.gen.config.VariantConfig).
     source: str = "generator"
     variants: dict[str, Any] = Field(default_factory=dict)
 
@@ -141,7 +141,7 @@ class Settings(BaseSettings):
             self.max_in_flight = self.workers * 3
         if self.shard_bytes < 1024:
             raise ValueError("shard_bytes must be at least 1 KiB")
-        from synth.config import GeneratorConfig
+        from synth.gen.config import GeneratorConfig
 
         try:
             GeneratorConfig(**self.generator).validate()
@@ -151,7 +151,7 @@ class Settings(BaseSettings):
         return self
 
     def variant_config(self) -> Any:
-        from synth.config import VariantConfig
+        from synth.gen.config import VariantConfig
 
         try:
             return VariantConfig(**self.variants)
@@ -164,7 +164,7 @@ class Settings(BaseSettings):
         return [p.strip() for p in spec.split(",") if p.strip()] if kind == "variants" else []
 
     def generator_config(self) -> Any:
-        from synth.config import GeneratorConfig
+        from synth.gen.config import GeneratorConfig
 
         return GeneratorConfig(**self.generator)
 

@@ -1,6 +1,6 @@
 """Worker-side compression: a batch comes back from the pool as one zstd frame plus ids.
 
-The pool's task (``synth.worker.process_batch``, ``synth.ingest.process_items``) returns
+The pool's task (``synth.worker.process_batch``, ``synth.ingest.worker.process_items``) returns
 one JSONL line per produced record; ``FramedTask`` runs in the worker around it and
 compresses the batch's lines into one frame (``sinks.shard.compress_frame``), so the
 producer's main process receives ~2 KB per record instead of ~55 KB and only appends

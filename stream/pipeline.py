@@ -149,7 +149,7 @@ class Producer:
                     task.cancel()
                 self.pool.close(now=True)
                 if set(self.s.validate_tiers) - {"codegen"}:
-                    from synth.validate import sweep_stale_workdirs
+                    from synth.validate.tiers import sweep_stale_workdirs
 
                     sweep_stale_workdirs()  # compiler temp folders of workers killed above
         finally:

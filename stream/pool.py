@@ -27,7 +27,7 @@ log = structlog.get_logger("jitsynth.pool")
 # the producer's main process a fixed few ms of CPU per second (measured with yappi, issue
 # 18). Results never wait for this tick (they arrive on a pipe the message thread polls),
 # so a coarser one only delays noticing a hang or a crash by up to half a second, next to
-# task timeouts of minutes. tests/test_pool.py fails loudly if pebble drops the knob.
+# task timeouts of minutes. tests/stream/test_pool.py fails loudly if pebble drops the knob.
 POLL_INTERVAL_S = 0.5
 
 

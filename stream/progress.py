@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from stream.logs import add_tap, remove_tap, uses_json
-from stream.stats import human_bytes
+from stream.dataset.stats import human_bytes
 
 WINDOW_S = 10.0
 

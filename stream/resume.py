@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import structlog
 
-from sinks.shardio import DEFAULT_CONCURRENCY, ordered_map
+from sinks.read.shardio import DEFAULT_CONCURRENCY, ordered_map
 from stream.commitlog import Commit, commit_keys, load_commit, seq_of
 from stream.config import ConfigError
 from stream.dedup import DedupIndex

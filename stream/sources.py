@@ -5,7 +5,7 @@ output of ``jitsynth ingest warp.examples``), or packages and paths of Python co
 first (``variants:warp.examples``: ``jitsynth ingest`` into the run's state directory, once;
 a rerun finds that dataset complete). Their committed records are read here, in the
 main process (``synth/`` knows nothing of storage), and handed to every pool worker once,
-with its initialiser, inside a ``synth.variants.VariantSource``; the worker asks it for each
+with its initialiser, inside a ``synth.variants.source.VariantSource``; the worker asks it for each
 seed's kernel (``synth.worker.kernel_for``). The run's config hash is the source's, which
 covers the exact parent set and the ``[variants]`` knobs, so resume, shards and commits work
 as for any run and a run never resumes into a dataset built from other parents.
@@ -36,7 +36,7 @@ def ingested(item: str, state_dir: Path, workers: int) -> str:
     names (``jitsynth ingest``, as a user would run it) into ``state_dir/parents``."""
     if _is_dataset(item):
         return item
-    from synth.discover import DiscoveryError, resolve_target
+    from synth.ingest.discover import DiscoveryError, resolve_target
 
     try:
         resolve_target(item)
@@ -46,7 +46,7 @@ def ingested(item: str, state_dir: Path, workers: int) -> str:
     name = re.sub(r"[^A-Za-z0-9._-]", "_", item.strip("/"))
     out = state_dir / "parents" / name
     log.info("ingesting parents first", what=item, out=str(out))
-    proc = subprocess.run([sys.executable, "-m", "stream.cli", "ingest", item, "--out", str(out), "--workers",
+    proc = subprocess.run([sys.executable, "-m", "stream.cli.app", "ingest", item, "--out", str(out), "--workers",
                            str(workers), "--progress", "off", "--state-dir", str(state_dir / "parents-state" / name)],
                           capture_output=True, text=True, check=False)
     if proc.returncode != 0:
@@ -57,8 +57,8 @@ def ingested(item: str, state_dir: Path, workers: int) -> str:
 
 def read_parents(urls: list[str], endpoint_url: str | None) -> list[Any]:
     """The parent corpus: every usable committed record of the datasets ``urls``, in reading order."""
-    from sinks.reader import iter_records
-    from synth.variants import parent_from_record
+    from sinks.read.reader import iter_records
+    from synth.variants.source import parent_from_record
 
     parents = []
     for url in urls:
@@ -84,7 +84,7 @@ def kernel_source(settings: Any) -> Any:
     """The worker's kernel source for ``settings.source`` (None: the generator)."""
     if settings.source == "generator":
         return None
-    from synth.variants import VariantSource
+    from synth.variants.source import VariantSource
 
     datasets = [ingested(item, settings.resolved_state_dir(), settings.workers) for item in settings.source_spec()]
     return VariantSource(read_parents(datasets, settings.endpoint_url), settings.variant_config(), settings.source)

@@ -28,7 +28,7 @@ def _defined_names(tree: ast.Module) -> list[str]:
     return list(seen)
 
 
-defined_names = _defined_names  # public: stream.neardup normalises the same names away
+defined_names = _defined_names  # public: stream.dataset.neardup normalises the same names away
 
 
 class _Renamer(ast.NodeTransformer):

@@ -1,7 +1,7 @@
 """How a generated kernel is launched, as data: the part of a real program's host code
 that the execution tier needs and that the kernel's source cannot say.
 
-Plain kernels follow the execution tier's default convention (``synth.examples``): one
+Plain kernels follow the execution tier's default convention (``synth.validate.examples``): one
 launch dimension per rank of the highest-rank array, every array of the launch shape.
 Families that need more (tile kernels launched with ``wp.launch_tiled`` and a block size,
 arrays whose shape is a multiple of a tile, ``wp.uint64`` ids of meshes, BVHs, hash grids
@@ -21,7 +21,7 @@ class Launch:
     block_dim: int | None = None  # set: wp.launch_tiled(..., block_dim=block_dim), CUDA codegen for that size
     # array parameter -> its shape; arrays not listed follow the default convention
     shapes: tuple[tuple[str, tuple[int, ...]], ...] = ()
-    # wp.uint64 parameter -> object kind (synth.objects: "mesh", "bvh", "hash_grid", "volume_f" ...)
+    # wp.uint64 parameter -> object kind (synth.validate.objects: "mesh", "bvh", "hash_grid", "volume_f" ...)
     objects: tuple[tuple[str, str], ...] = ()
     # array parameters whose example values are sorted ascending (what wp.lower_bound searches)
     sorted: tuple[str, ...] = ()

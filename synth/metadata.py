@@ -14,8 +14,8 @@ import ast
 import re
 from dataclasses import dataclass
 
-from synth.modinfo import decorator_name, wp_call
-from synth.signatures import BINOP_BUILTINS, UNARY_BUILTINS, group_of
+from synth.quality.modinfo import decorator_name, wp_call
+from synth.gen.signatures import BINOP_BUILTINS, UNARY_BUILTINS, group_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +41,7 @@ _TYPE_FEATURES = (
 )
 _ANNOTATION_ONLY = re.compile(r"^array(\dd)?$")
 _ANY = frozenset({"Any", "typing.Any", "wp.Any"})
-# Builtin group (synth.signatures.group_of) -> feature; tile queries of meshes and BVHs
+# Builtin group (synth.gen.signatures.group_of) -> feature; tile queries of meshes and BVHs
 # are geometry as well as tiles.
 _GROUP_FEATURES = {"tile": "tiles", "geometry": "geometry", "volume": "volumes", "texture": "textures"}
 _NOISE = frozenset({"noise", "pnoise", "curlnoise"})

@@ -18,9 +18,9 @@ import zstandard
 
 from synth import warp_adapter
 from synth.canonical import canonical_key
-from synth.config import GeneratorConfig
+from synth.gen.config import GeneratorConfig
 from synth.extract import extract, normalise_names
-from synth.generator import generate
+from synth.gen.generator import generate
 from synth.metadata import analyse
 
 STAGES = ("generate", "build_kernel", "build_adjoints", "emit_cpu", "emit_cuda", "extract", "metadata",

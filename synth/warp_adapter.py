@@ -2,7 +2,7 @@
 
 Everything jitsynth needs from Warp beyond its public surface lives here, so a Warp
 upgrade that moves an internal breaks exactly one module, and
-``tests/test_warp_adapter.py`` says so loudly.
+``tests/synth/test_warp_adapter.py`` says so loudly.
 
 What we use, and why:
 - ``warp._src.context.user_modules``: Warp registers every ``@wp.kernel`` in a global
@@ -16,7 +16,7 @@ What we use, and why:
   with a block size) get a builder per target (``KernelModule.codegen(block_dim=...)``).
 - ``warp._src.context.builtin_functions`` with ``codegen.func_match_args`` and
   ``warp._src.types``: the builtin registry and Warp's own overload resolution, read by
-  ``synth/signatures.py`` through ``builtin_overloads`` / ``builtin_return_type``.
+  ``synth/gen/signatures.py`` through ``builtin_overloads`` / ``builtin_return_type``.
 - ``ModuleHasher`` / ``ModuleBuilder(hasher=...)``, ``Module._get_live_kernels``,
   ``Module.load`` and ``Kernel.get_mangled_name``: ``jitsynth ingest`` generates one real
   kernel at a time out of an imported user module, finds kernels a module created, and
@@ -177,7 +177,7 @@ class KernelModule:
 # choice depends only on (builtin, argument types, keyword types, outputs), so when all
 # of those are plain type objects (hashable by value) the answer is memoised. Anything
 # else (array instances, references, user functions) takes Warp's own path unchanged.
-# tests/test_warp_adapter.py checks the output is byte-identical with and without it.
+# tests/synth/test_warp_adapter.py checks the output is byte-identical with and without it.
 _ORIGINAL_RESOLVE = _wcodegen.Adjoint.resolve_func
 _resolve_cache: dict[tuple, object] = {}
 _RESOLVE_CACHE_LIMIT = 100_000
@@ -209,7 +209,7 @@ def live_module_count() -> int:
     return len(_wctx.user_modules)
 
 
-# -- Builtin registry (read by synth/signatures.py) -----------------------------------
+# -- Builtin registry (read by synth/gen/signatures.py) -----------------------------------
 # ``warp._src.context.builtin_functions`` maps every builtin's name to a Function whose
 # ``overloads`` carry ``input_types``, ``value_func``, ``defaults``, ``group`` and
 # ``hidden``. The generator derives its expression productions from it, so a new Warp
@@ -321,7 +321,7 @@ def builtin_return_type(name: str, arg_types: tuple[str, ...], index: int | None
     return None
 
 
-# -- Validation tiers (used by synth/validate.py) ----------------------------------------
+# -- Validation tiers (used by synth/validate/tiers.py) ----------------------------------------
 # Compiling a Warp module costs ~0.5 s of clang or NVRTC before its first kernel, so the
 # tiers compile the kernels of a whole worker batch as ONE module: a fresh ``Module`` that
 # is never put in ``user_modules`` (nothing to leak), holding a copy of each kernel under a
@@ -378,7 +378,7 @@ def nvrtc_ptx(cuda_source: str, arch: int, workdir: str) -> str:
         return f.read().rstrip("\0")
 
 
-# -- Ingest of existing kernels (used by synth/ingest.py and synth/loader.py) -------------------------
+# -- Ingest of existing kernels (used by synth/ingest/worker.py and synth/ingest/loader.py) -------------------------
 # Real modules are imported as they are (Warp registers their kernels in ``user_modules`` like any
 # user's), then each kernel is generated alone: a ``ModuleHasher`` over just that kernel makes the
 # ``ModuleBuilder`` emit it and what it calls, not the whole module. Real kernels use tiles and

@@ -12,15 +12,16 @@ from dataclasses import dataclass
 
 import msgspec
 
-from synth import validate, warp_adapter
+from synth import warp_adapter
+from synth.validate import tiers as validate
 from synth.canonical import KEY_VERSION, canonical_key
-from synth.config import GENERATOR_NAME, GENERATOR_VERSION, GeneratorConfig
+from synth.gen.config import GENERATOR_NAME, GENERATOR_VERSION, GeneratorConfig
 from synth.extract import extract_sources
-from synth.generator import GeneratedKernel, generate
+from synth.gen.generator import GeneratedKernel, generate
 from synth.launch import Launch
 from synth.metadata import analyse
 from synth.record import BackendSource, GeneratorInfo, Metadata, Record, Validation, encode_line
-from synth.variants import SourcedKernel
+from synth.variants.source import SourcedKernel
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +48,7 @@ class WorkerSettings:
     keep_ptx: bool = False  # store the PTX text (also enabled by the "keep-ptx" pseudo-tier)
     limits: validate.Limits = validate.Limits()
     # The kernel source hook: an object with ``kernel(seed)`` returning a ``SourcedKernel``
-    # (e.g. synth.variants.VariantSource); None: the random generator.
+    # (e.g. synth.variants.source.VariantSource); None: the random generator.
     source: object | None = None
 
     def effective_tiers(self) -> tuple[str, ...]:
@@ -78,7 +79,7 @@ def build_records(seeds: list[int], settings: WorkerSettings) -> list[Record | E
     """Records for ``seeds`` in order (or the exception that rejected a seed).
 
     Every kernel's module stays open until the validation tiers are done with the batch,
-    because the tiers compile all of the batch's kernels as one module (synth/validate.py).
+    because the tiers compile all of the batch's kernels as one module (synth/validate/tiers.py).
     """
     with ExitStack() as modules:
         built: list[tuple[Record, object, Launch | None] | Exception] = []

@@ -65,7 +65,7 @@ def cli_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 def jitsynth(*args: str, env: dict[str, str] | None = None, timeout: float = 600,
              check: bool = False) -> subprocess.CompletedProcess[str]:
     """Run the real CLI as a user would."""
-    proc = subprocess.run([sys.executable, "-m", "stream.cli", *args], capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-m", "stream.cli.app", *args], capture_output=True, text=True,
                           env=cli_env(env), timeout=timeout, cwd=ROOT)
     if check and proc.returncode != 0:
         raise AssertionError(f"jitsynth {' '.join(args)} exited {proc.returncode}\n{proc.stderr[-3000:]}")

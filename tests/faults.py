@@ -37,7 +37,7 @@ _SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*) (\S+)$", re.M)
 def start(args: list[str], env: dict[str, str] | None = None, log: Path | None = None,
           preexec=None) -> subprocess.Popen[bytes]:  # noqa: ANN001
     out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115 - owned by the child
-    return subprocess.Popen([sys.executable, "-m", "stream.cli", *args], cwd=ROOT, env=cli_env(env),
+    return subprocess.Popen([sys.executable, "-m", "stream.cli.app", *args], cwd=ROOT, env=cli_env(env),
                             stdout=out, stderr=out, start_new_session=True, preexec_fn=preexec)
 
 
@@ -76,7 +76,7 @@ def snapshot(root: Path) -> tuple[list[dict], dict[str, bytes]]:
 def run_until_done(args: list[str], env: dict[str, str] | None = None, attempts: int = 5,
                    timeout: float = 600) -> subprocess.CompletedProcess[str]:
     for _ in range(attempts):
-        proc = subprocess.run([sys.executable, "-m", "stream.cli", *args], cwd=ROOT, env=cli_env(env),
+        proc = subprocess.run([sys.executable, "-m", "stream.cli.app", *args], cwd=ROOT, env=cli_env(env),
                               capture_output=True, text=True, timeout=timeout)
         if proc.returncode == 0:
             return proc

@@ -1,5 +1,5 @@
 """What every kernel family's worker-path test checks: the records pass every tier, and the
-recorded examples replay exactly (shared by tests/test_family_*.py)."""
+recorded examples replay exactly (shared by tests/synth/gen/families/test_family_*.py)."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ def validated_records(cfg: Any, seeds: list[int]) -> list[Any]:
 
 def assert_replays_exactly(records: list[Any]) -> None:
     """Rebuilt from its source alone, each record's kernel reproduces every recorded output."""
-    from synth.validate import replay_records
+    from synth.validate.tiers import replay_records
 
     as_dicts = [msgspec.to_builtins(r) for r in records]
     for record, outputs in zip(as_dicts, replay_records(as_dicts), strict=True):

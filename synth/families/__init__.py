@@ -1,1 +1,0 @@
-"""Kernel families besides the plain one (synth.generator.FAMILY_MODULES)."""

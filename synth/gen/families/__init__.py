@@ -1,0 +1,1 @@
+"""Kernel families besides the plain one (synth.gen.generator.FAMILY_MODULES)."""

@@ -1,0 +1,2 @@
+"""Real kernels in (`jitsynth ingest`): discovery without importing, loading in workers, hoisting,
+composing a kernel's source."""

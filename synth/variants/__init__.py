@@ -1,0 +1,1 @@
+"""The variants source: seeded expression-, statement- and type-level mutations of real kernels."""

@@ -1,0 +1,1 @@
+"""Tests of infra/ (test modules mirror the package layout)."""

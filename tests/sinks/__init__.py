@@ -1,0 +1,1 @@
+"""Tests of sinks/ (test modules mirror the package layout)."""

@@ -1,0 +1,1 @@
+"""Tests of sinks/read/ (test modules mirror the package layout)."""

@@ -1,0 +1,1 @@
+"""Tests of stream/ (test modules mirror the package layout)."""

@@ -1,0 +1,1 @@
+"""Tests of stream/bench/ (test modules mirror the package layout)."""

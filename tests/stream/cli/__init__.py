@@ -1,0 +1,1 @@
+"""Tests of stream/cli/ (test modules mirror the package layout)."""

@@ -1,0 +1,1 @@
+"""Tests of stream/dataset/ (test modules mirror the package layout)."""

@@ -1,0 +1,1 @@
+"""Tests of synth/ (test modules mirror the package layout)."""

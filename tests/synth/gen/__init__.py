@@ -1,0 +1,1 @@
+"""Tests of synth/gen/ (test modules mirror the package layout)."""

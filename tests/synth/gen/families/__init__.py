@@ -1,0 +1,1 @@
+"""Tests of synth/gen/families/ (test modules mirror the package layout)."""

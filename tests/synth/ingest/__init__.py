@@ -1,0 +1,1 @@
+"""Tests of synth/ingest/ (test modules mirror the package layout)."""

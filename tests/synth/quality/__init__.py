@@ -1,0 +1,1 @@
+"""Tests of synth/quality/ (test modules mirror the package layout)."""

@@ -1,0 +1,1 @@
+"""Tests of synth/validate/ (test modules mirror the package layout)."""

@@ -1,0 +1,1 @@
+"""Tests of synth/variants/ (test modules mirror the package layout)."""
