@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 
 from tests.conftest import ROOT, cli_env, jitsynth, read_local_dataset
 from tests.faults import commit_path, kill_group, reaped, snapshot, start, wait_event
+from tests.synth.variants.parents import ingested_parents
 
 KERNELS = '''
 import warp as wp
@@ -62,14 +63,7 @@ def lift(points: wp.array(dtype=wp.vec3), out: wp.array(dtype=wp.vec3)):
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An ingested dataset of the three kernels above (the parents)."""
-    root = tmp_path_factory.mktemp("variants")
-    (root / "pkg").mkdir()
-    (root / "pkg" / "shapes.py").write_text(textwrap.dedent(KERNELS))
-    jitsynth("ingest", str(root / "pkg"), "--out", str(root / "parents"), "--workers", "1",
-             "--state-dir", str(root / "state"), check=True)
-    _, records = read_local_dataset(root / "parents")
-    assert sorted(r["kernel_name"] for r in records) == ["lift", "offset_points", "smooth"]
-    return root / "parents"
+    return ingested_parents(tmp_path_factory.mktemp("variants"), "shapes", KERNELS, ["lift", "offset_points", "smooth"])
 
 
 def _source(corpus: Path, **knobs: object):

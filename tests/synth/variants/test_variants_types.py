@@ -19,7 +19,7 @@ import pytest
 
 from synth.variants import mutations, retype, rewidth
 from synth.variants.mutations import Site
-from tests.conftest import jitsynth, read_local_dataset
+from tests.synth.variants.parents import ingested_parents
 
 
 class Pick:
@@ -242,14 +242,7 @@ def rows(m: wp.array2d(dtype=float), weights: wp.array2d(dtype=float), out: wp.a
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("retype")
-    (root / "pkg").mkdir()
-    (root / "pkg" / "fields.py").write_text(textwrap.dedent(PACKAGE))
-    jitsynth("ingest", str(root / "pkg"), "--out", str(root / "parents"), "--workers", "1",
-             "--state-dir", str(root / "state"), check=True)
-    _, records = read_local_dataset(root / "parents")
-    assert sorted(r["kernel_name"] for r in records) == ["axpy", "move", "rows"]
-    return root / "parents"
+    return ingested_parents(tmp_path_factory.mktemp("retype"), "fields", PACKAGE, ["axpy", "move", "rows"])
 
 
 @pytest.mark.parametrize("operator", ["vector_width", "array_rank", "launch_dim", "dtype"])
