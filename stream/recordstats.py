@@ -96,27 +96,14 @@ def record_facts(line: bytes) -> RecordFacts:
 
 def commit_summary(facts: list[RecordFacts]) -> dict[str, Any]:
     """The summary a commit stores of its records' facts (in record order)."""
-    counters: dict[str, Counter] = {k: Counter() for k in COUNTER_KEYS}
-    validation: dict[str, Counter] = {k: Counter() for k in VALIDATION_KEYS}
-    for f in facts:
-        counters["features"].update(f.features)
-        counters["builtins"].update(f.builtins)
-        counters["param_types"].update(f.param_types)
-        counters["generators"][f.generator] += 1
-        counters["warp_versions"][f.warp_version] += 1
-        for key, tri in zip(VALIDATION_KEYS, f.validation, strict=True):
-            validation[key][tri] += 1
-    by_key = list(zip(*(f.values for f in facts), strict=True)) or [()] * len(VALUE_KEYS)
-    return {"format": SUMMARY_FORMAT, "records": len(facts), **{k: dict(c) for k, c in counters.items()},
-            "validation": {k: dict(c) for k, c in validation.items()},
-            "values": {k: pack(col) for k, col in zip(VALUE_KEYS, by_key, strict=True)}}
+    return summary_of([partial_of(facts)])
 
 
 class Partial(NamedTuple):
     """The fold of a run of records' facts, made in the pool worker that produced them (one per
     batch, or per rebuilt segment), so the producer's main process unpickles and merges one
     per batch instead of one ``RecordFacts`` per record (issue 18). ``summary_of`` merges the
-    partials of a shard into exactly what ``commit_summary`` gives for its records."""
+    partials of a shard, in order, into its commit's summary."""
 
     records: int
     complete: bool  # False: a record's facts were unreadable, so its commit gets no summary
@@ -127,11 +114,20 @@ class Partial(NamedTuple):
 
 def partial_of(facts: list[RecordFacts | None]) -> Partial:
     known = [f for f in facts if f is not None]
-    summary = commit_summary(known)
-    return Partial(len(facts), len(known) == len(facts), tuple(summary[k] for k in COUNTER_KEYS),
-                   tuple(summary["validation"][k] for k in VALIDATION_KEYS),
-                   tuple(array("i", col).tobytes() for col in zip(*(f.values for f in known), strict=True))
-                   or tuple(b"" for _ in VALUE_KEYS))
+    counters: dict[str, Counter] = {k: Counter() for k in COUNTER_KEYS}
+    validation: dict[str, Counter] = {k: Counter() for k in VALIDATION_KEYS}
+    for f in known:
+        counters["features"].update(f.features)
+        counters["builtins"].update(f.builtins)
+        counters["param_types"].update(f.param_types)
+        counters["generators"][f.generator] += 1
+        counters["warp_versions"][f.warp_version] += 1
+        for key, tri in zip(VALIDATION_KEYS, f.validation, strict=True):
+            validation[key][tri] += 1
+    by_key = list(zip(*(f.values for f in known), strict=True)) or [()] * len(VALUE_KEYS)
+    return Partial(len(facts), len(known) == len(facts), tuple(dict(counters[k]) for k in COUNTER_KEYS),
+                   tuple(dict(validation[k]) for k in VALIDATION_KEYS),
+                   tuple(array("i", col).tobytes() for col in by_key))
 
 
 def summary_of(partials: list[Partial]) -> dict[str, Any] | None:

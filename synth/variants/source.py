@@ -177,6 +177,8 @@ def _mutations(parent: Parent, wanted: int, rng: random.Random, cfg: VariantConf
     names = [n for n in OPERATORS if cfg.operators.get(n, 0.0) > 0]
     text, key = parent.source, canonical_key(parent.source)
     defects = defect_counts(safe_check(text, parent.kernel_name, quiet=True))
+    # a real float16 parent that has a hazard compiles as it is: its variants may keep it
+    inherited = mutations.half_hazard(ast.parse(parent.source))
     applied: list[str] = []
     barren: list[str] = []
     tries = 0
@@ -205,11 +207,11 @@ def _mutations(parent: Parent, wanted: int, rng: random.Random, cfg: VariantConf
             continue
         tries += 1
         candidate = ast.unparse(tree) + "\n"
-        reason = _judge(candidate, parent, key, keys, defects, check)
+        reason, new_key = _judge(candidate, parent, key, keys, defects, inherited, check)
         if reason is not None:
             rejected.append((op, reason))
             continue
-        text, key = candidate, canonical_key(candidate)
+        text, key = candidate, new_key
         applied.append(what)
         barren[:] = [n for n in barren if n in ONCE]
         if op in ONCE:  # a second precision change would mostly undo the first
@@ -218,24 +220,24 @@ def _mutations(parent: Parent, wanted: int, rng: random.Random, cfg: VariantConf
 
 
 def _judge(candidate: str, parent: Parent, key: str, keys: frozenset[str], defects: tuple[int, ...],
-           check: Callable[[Parent, str], str | None]) -> str | None:
-    """None when ``candidate`` is accepted, else why not (a short category first)."""
+           inherited: str | None, check: Callable[[Parent, str], str | None]) -> tuple[str | None, str]:
+    """(None when ``candidate`` is accepted, else why not (a short category first), its canonical key)."""
     try:
         new_key = canonical_key(candidate)
     except (SyntaxError, ValueError, RecursionError):
-        return "syntax"
+        return "syntax", ""
     if new_key == key:
-        return "unchanged"
+        return "unchanged", new_key
     if new_key in keys:
-        return "equals a parent"
+        return "equals a parent", new_key
     hazard = mutations.half_hazard(ast.parse(candidate))
-    if hazard is not None and hazard != mutations.half_hazard(ast.parse(parent.source)):
-        return f"compile: {hazard}"  # a real float16 parent that has it compiles as it is
+    if hazard is not None and hazard != inherited:
+        return f"compile: {hazard}", new_key
     got = defect_counts(safe_check(candidate, parent.kernel_name, quiet=True))
     worse = [name for name, old, new in zip(DEFECTS, defects, got, strict=True) if new > old]
     if worse:
-        return f"quality: {worse[0]}"
-    return check(parent, candidate)
+        return f"quality: {worse[0]}", new_key
+    return check(parent, candidate), new_key
 
 
 def helper_and_struct_names(source: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
