@@ -1,9 +1,10 @@
 """``jitsynth bench``: the pipeline measured against the raw codegen ceiling, side by
 side in one run on the same seeds, plus the per-stage profile.
 
-- ceiling: W plain processes, each a tight loop of build_record + serialise + compress (a
-  zstd frame per batch, as pool workers do) over its share of the seeds (no pool, no IPC,
-  no dedup, no storage); its rate is the SUM
+- ceiling: W plain processes, each calling the pool's own task (``FramedTask`` around
+  ``process_batch``: build, serialise, compress a zstd frame per batch, fold the stats
+  facts) on its share of the producer's batches (no pool, no IPC, no dedup, no storage,
+  no commits); its rate is the SUM
   of the processes' own rates (kernels / that process's time), what W processes sustain
   when none waits for another; the static split's wall-clock rate, where the slowest
   process sets the figure, is kept as ``static_split_kernels_per_s``;
@@ -11,7 +12,8 @@ side in one run on the same seeds, plus the per-stage profile.
   real Producer over the same seeds, with the main process's CPU per record (what decides
   how many workers one producer can feed: the scale model in the README);
 - sweep: the ceiling and the local pipeline at 1, 2, 4 ... N workers.
-Both clocks start after the worker processes have started and initialised Warp.
+Both clocks start after the worker processes have started and initialised Warp; both sides
+run under the same sampler, a separate process (``stream.bench.sampler``).
 """
 
 from __future__ import annotations
@@ -21,10 +23,8 @@ import multiprocessing
 import os
 import platform
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -34,107 +34,58 @@ import psutil
 
 from stream.bench.components import measure_idle_main
 from stream.bench.capacity import measure_capacity
+from stream.bench.sampler import Sampler
 
 
-@dataclass
-class _Sampler:
-    """Peak RSS of a process and its children, and CPU seconds used, sampled in a thread."""
-
-    pid: int = field(default_factory=os.getpid)
-    interval: float = 0.2
-    peak_main: int = 0
-    peak_workers: dict[int, int] = field(default_factory=dict)
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
-    _cpu: dict[int, float] = field(default_factory=dict)
-    # (when, CPU seconds) of each of this sampler's own ticks: it runs in the measured
-    # process, so its cost is taken out of the main process's CPU.
-    _own: list[tuple[float, float]] = field(default_factory=list)
-
-    def own_cpu_since(self, when: float) -> float:
-        return sum(cost for at, cost in self._own if at >= when)
-
-    def _tick(self) -> None:
-        proc = psutil.Process(self.pid)
-        self.peak_main = max(self.peak_main, proc.memory_info().rss)
-        self._cpu[self.pid] = sum(proc.cpu_times()[:2])
-        for child in proc.children(recursive=True):
-            try:
-                rss = child.memory_info().rss
-                self._cpu[child.pid] = sum(child.cpu_times()[:2])
-            except psutil.Error:
-                continue
-            self.peak_workers[child.pid] = max(self.peak_workers.get(child.pid, 0), rss)
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            cpu0 = time.thread_time()
-            self._tick()
-            self._own.append((time.monotonic(), time.thread_time() - cpu0))
-            self._stop.wait(self.interval)
-
-    def __enter__(self) -> _Sampler:
-        self._tick()
-        self._cpu0 = dict(self._cpu)
-        self._t0 = time.monotonic()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._tick()
-        self._stop.set()
-        if self._thread:
-            self._thread.join()
-        self.wall = time.monotonic() - self._t0
-
-    def cpu_utilisation(self) -> float:
-        used = sum(v - self._cpu0.get(pid, 0.0) for pid, v in self._cpu.items())
-        return used / (self.wall * (os.cpu_count() or 1))
-
-
-def _ceiling_worker(seeds: list[int], ready: Any, go: Any, out: Any) -> None:
-    from sinks.shard import compress_frame
+def _ceiling_worker(batches: list[list[int]], ready: Any, go: Any, out: Any) -> None:
     from stream.config import Settings
+    from stream.framing import FramedTask
     from synth.gen.config import GeneratorConfig
-    from synth.record import encode_line
-    from synth.worker import WorkerSettings, build_record, init_worker
+    from synth.worker import WorkerSettings, init_worker, process_batch
 
-    defaults = Settings.model_fields
-    batch, level = defaults["batch_size"].default, defaults["zstd_level"].default
-    settings = WorkerSettings(GeneratorConfig(), "bench")
-    init_worker(settings)
+    # The pool's own task on the pipeline's batches: records built, serialised, compressed
+    # into a frame per batch and their stats facts folded, as a pool worker does; what the
+    # pipeline adds (pool, IPC, dedup, storage, commits) is what the ratio measures.
+    task = FramedTask(process_batch, Settings.model_fields["zstd_level"].default)
+    init_worker(WorkerSettings(GeneratorConfig(), "bench"))
     ready.set()
     go.wait()
     t0 = time.perf_counter()
-    lines: list[bytes] = []
-    n = 0
-    for i, seed in enumerate(seeds):
-        try:
-            lines.append(encode_line(build_record(seed, settings)))
-            n += 1
-        except Exception:  # noqa: BLE001 - a rejected kernel costs time like any other
-            pass
-        if (i + 1) % batch == 0 or i == len(seeds) - 1:
-            compress_frame(lines, level)
-            lines.clear()
-    out.put((n, len(seeds), time.perf_counter() - t0, psutil.Process().memory_info().rss))
+    kept = sum(len(task(batch).kept()) for batch in batches)
+    n = sum(len(batch) for batch in batches)
+    out.put((kept, n, time.perf_counter() - t0, psutil.Process().memory_info().rss))
+
+
+def batch_grid(seeds: list[int], batch: int) -> list[list[int]]:
+    """``seeds`` cut on the producer's grid (multiples of ``batch``), as it submits them."""
+    grid: list[list[int]] = []
+    for seed in seeds:
+        if not grid or seed % batch == 0:
+            grid.append([])
+        grid[-1].append(seed)
+    return grid
 
 
 def measure_ceiling(seeds: list[int], workers: int) -> dict[str, Any]:
+    from stream.config import Settings
+
+    batches = batch_grid(seeds, Settings.model_fields["batch_size"].default)
+    workers = min(workers, len(batches))  # a tiny run: no process without a batch
     ctx = multiprocessing.get_context("spawn")
     go, out = ctx.Event(), ctx.Queue()
     readies = [ctx.Event() for _ in range(workers)]
-    procs = [ctx.Process(target=_ceiling_worker, args=(seeds[i::workers], readies[i], go, out))
+    procs = [ctx.Process(target=_ceiling_worker, args=(batches[i::workers], readies[i], go, out))
              for i in range(workers)]
     for p in procs:
         p.start()
     for r in readies:
         r.wait()
-    t0 = time.perf_counter()
-    go.set()
-    results = [out.get() for _ in procs]
-    wall = time.perf_counter() - t0
+    # The same sampler as the pipeline's: whatever it costs, both sides pay it.
+    with Sampler() as sampler:
+        t0 = time.perf_counter()
+        go.set()
+        results = [out.get() for _ in procs]
+        wall = time.perf_counter() - t0
     for p in procs:
         p.join()
     done = sum(r[1] for r in results)
@@ -142,7 +93,9 @@ def measure_ceiling(seeds: list[int], workers: int) -> dict[str, Any]:
             "kernels_per_s": round(sum(r[1] / r[2] for r in results), 1),
             "static_split_kernels_per_s": round(done / wall, 1),
             "per_process_kernels_per_s": [round(r[1] / r[2], 1) for r in results],
-            "worker_rss_mb": [round(r[3] / 2**20, 1) for r in results]}
+            "worker_rss_mb": [round(r[3] / 2**20, 1) for r in results],
+            "peak_rss_workers_mb": sorted(round(v / 2**20, 1) for v in sampler.peak_workers.values()),
+            "cpu_utilisation": round(sampler.cpu_utilisation(), 3)}
 
 
 def measure_pipeline(out: str, seeds: list[int], workers: int, state_dir: Path,
@@ -163,17 +116,17 @@ def measure_pipeline(out: str, seeds: list[int], workers: int, state_dir: Path,
         async with opened_sink(settings.out, settings.endpoint_url) as sink:
             return await Producer(settings, sink, metrics).run()
 
-    with _Sampler() as sampler:
+    with Sampler() as sampler:
         anyio.run(main, backend="asyncio")
     # To the last commit, as the ceiling's clock stops at its last kernel (pool shutdown excluded).
     elapsed = (metrics.finished or time.monotonic()) - metrics.started
     processed = metrics.processed._value.get()
     records = metrics.records._value.get()
-    main_cpu = metrics.main_cpu_seconds() - sampler.own_cpu_since(metrics.started)
+    main_cpu = metrics.main_cpu_seconds()  # the sampler is another process (stream.bench.sampler)
     return {
         "kernels": int(processed), "records": int(records), "wall_s": round(elapsed, 2), "main_cpu_s": round(main_cpu, 4),
         "kernels_per_s": round(processed / elapsed, 1),
-        # From the workers being up to the last commit; the sampler's own ticks excluded.
+        # From the workers being up to the last commit.
         "main_cpu_ms_per_record": round(1000 * main_cpu / max(records, 1), 4),
         "main_cpu_ms_per_kernel": round(1000 * main_cpu / max(processed, 1), 4),
         "stored_bytes_per_record": round(metrics.stored_bytes._value.get() / max(records, 1)),
@@ -203,8 +156,11 @@ def machine() -> dict[str, Any]:
 def run_bench(n: int, workers: int, with_s3: bool = True, seed_start: int = 10_000_000,
               rounds: int = 3, capacity: int = 20_000) -> dict[str, Any]:
     """Ceiling, local pipeline and S3 pipeline, interleaved for ``rounds`` rounds on the same
-    seeds; each ratio is the median of per-round ratios, so a noisy neighbour that slows one
-    measurement does not decide the result."""
+    seeds, with one more ceiling at the end: each round's pipelines are compared with the
+    mean of the ceilings measured just before and just after them, so a host whose speed
+    drifts during a round (this shared VM's does, by 5-10% in a minute) moves both sides
+    alike. Each ratio is the median of the per-round ratios, so a noisy neighbour that slows
+    one measurement does not decide the result."""
     import statistics
 
     seeds = list(range(seed_start, seed_start + n))
@@ -225,6 +181,7 @@ def run_bench(n: int, workers: int, with_s3: bool = True, seed_start: int = 10_0
                     with _aws_env():
                         runs["pipeline_s3"].append(measure_pipeline(f"s3://bench/ds{r}", seeds, workers,
                                                                     root / f"st-s3-{r}", endpoint_url=server.endpoint))
+            runs["ceiling"].append(measure_ceiling(seeds, workers))  # closes the last round's bracket
             if server is not None:
                 with _aws_env():
                     runs["pipeline_s3"][-1]["shard_memory"] = anyio.run(_shard_memory, server.endpoint,
@@ -232,25 +189,27 @@ def run_bench(n: int, workers: int, with_s3: bool = True, seed_start: int = 10_0
         finally:
             if server is not None:
                 server.cleanup()
-    ceilings = [c["kernels_per_s"] for c in runs["ceiling"]]
+    rates = [c["kernels_per_s"] for c in runs["ceiling"]]
+    brackets = [round((before + after) / 2, 1) for before, after in zip(rates, rates[1:])]
     result["runs"] = runs
     result["ceiling"] = runs["ceiling"][-1]
     result["pipeline_local"] = runs["pipeline_local"][-1]
-    result["ceiling_kernels_per_s"] = statistics.median(ceilings)
+    result["ceiling_kernels_per_s"] = statistics.median(rates)
+    result["ceiling_per_round"] = brackets
     result["pipeline_kernels_per_s"] = statistics.median(p["kernels_per_s"] for p in runs["pipeline_local"])
-    result["ratio"] = round(statistics.median(p["kernels_per_s"] / c for p, c in zip(runs["pipeline_local"], ceilings)), 3)
+    local = [round(p["kernels_per_s"] / c, 3) for p, c in zip(runs["pipeline_local"], brackets)]
+    result["ratio"] = statistics.median(local)
     s3_runs = [p for p in runs["pipeline_s3"] if "kernels_per_s" in p]
+    s3 = [round(p["kernels_per_s"] / c, 3) for p, c in zip(s3_runs, brackets)]
     if runs["pipeline_s3"]:
         result["pipeline_s3"] = runs["pipeline_s3"][-1]
     if s3_runs:
         result["pipeline_s3_kernels_per_s"] = statistics.median(p["kernels_per_s"] for p in s3_runs)
-        result["ratio_s3"] = round(statistics.median(p["kernels_per_s"] / c for p, c in zip(s3_runs, ceilings)), 3)
+        result["ratio_s3"] = statistics.median(s3)
     result["main_idle_cpu_ms_per_s"] = idle = measure_idle_main(workers)
     result["capacity"] = measure_capacity(capacity, workers) if capacity else None
     result["scale_model"] = scale_model(runs["ceiling"], runs["pipeline_local"], idle, result["capacity"])
-    result["ratios_per_round"] = {
-        "local": [round(p["kernels_per_s"] / c, 3) for p, c in zip(runs["pipeline_local"], ceilings)],
-        "s3": [round(p["kernels_per_s"] / c, 3) for p, c in zip(s3_runs, ceilings)]}
+    result["ratios_per_round"] = {"local": local, "s3": s3}
     return result
 
 

@@ -137,6 +137,22 @@ def test_worker_segfault_and_hang_are_recorded_failures(tmp_path: Path) -> None:
     assert {4, 6, 7, 12, 14, 15} <= seeds
 
 
+def test_the_last_frame_does_not_wait_behind_a_margin_batch(tmp_path: Path) -> None:
+    """--count 6 in batches of 4: the shard ends inside batch [4, 8), so its last frame is
+    rebuilt from the kept lines. Batch [8, 12), submitted as a margin for duplicates, hangs in
+    the only worker (seed 9). The rebuild is done in the producer, not queued in the pool
+    behind that batch, where it waited for the task timeout (a batch's time in a real run)."""
+    out = tmp_path / "ds"
+    proc = jitsynth("run", "--out", str(out), "--state-dir", str(tmp_path / "st"), "--count", "6", "--workers", "1",
+                    "--batch-size", "4", "--shard-records", "100", "--task-timeout", "120",
+                    env={"JITSYNTH_FAULT_INJECT": "hang:9"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "timed out" not in proc.stderr  # the hung margin batch was never waited for
+    commits_, records = read_local_dataset(out)
+    assert [(c["seed_start"], c["seed_end"], c["count"]) for c in commits_] == [(0, 6, 6)]
+    assert [r["seed"] for r in records] == list(range(6))  # ends inside the batch: the rebuilt path
+
+
 def test_full_disk_stops_cleanly_and_resumes(reference, tmp_path: Path) -> None:  # noqa: ANN001
     out, state = tmp_path / "ds", tmp_path / "st"
     # Half the stored size of the reference's first 100 records per file: their shard cannot be

@@ -5,11 +5,18 @@ from __future__ import annotations
 
 import pytest
 
-from stream.bench.throughput import measure_ceiling
+from stream.bench.throughput import batch_grid, measure_ceiling
+
+
+def test_the_ceiling_cuts_batches_on_the_producers_grid() -> None:
+    # As the producer submits them (stream.pipeline._submit): ends on multiples of the batch size
+    assert batch_grid(list(range(30, 70)), 32) == [[30, 31], list(range(32, 64)), list(range(64, 70))]
+    assert batch_grid([], 32) == []
 
 
 def test_ceiling_is_the_sum_of_per_process_rates() -> None:
-    found = measure_ceiling(list(range(900_000, 900_012)), 2)
+    # 12 seeds across a multiple of the batch size (32): two batches, one per process
+    found = measure_ceiling(list(range(900_024, 900_036)), 2)
     rates = found["per_process_kernels_per_s"]
     assert len(rates) == 2 and found["kernels"] == 12
     assert found["kernels_per_s"] == pytest.approx(sum(rates), abs=0.2)
