@@ -41,12 +41,13 @@ def _table(result: dict[str, Any]) -> str:
     model = result.get("scale_model")
     if model:
         cap = result.get("capacity") or {}
+        feeds = model["workers_one_producer_feeds"]
         lines += ["", f"Main process at capacity (instant workers): {cap.get('records_per_s')} records/s, "
                       f"{cap.get('main_ms_per_record')} ms CPU per record, {cap.get('records_per_core_s')} records "
                       f"per core-second; idle with its pool up: {model['idle_ms_per_s']} ms CPU per second.",
                   f"Scale model: a worker spends {model['worker_ms_per_kernel']} ms per kernel, so one producer "
-                  f"feeds up to {model['workers_one_producer_feeds']} workers "
-                  f"({model['workers_one_producer_feeds_all_per_kernel']} if all of its CPU in the 2-worker runs, "
+                  + (f"feeds up to {feeds} workers " if feeds is not None else "feeds ? workers (--capacity 0: not measured) ")
+                  + f"({model['workers_one_producer_feeds_all_per_kernel']} if all of its CPU in the 2-worker runs, "
                   f"{model['main_ms_per_kernel']} ms per kernel, grew with kernels)."]
     return "\n".join(lines)
 

@@ -128,7 +128,7 @@ class GeneratorConfig:
 
 
 VARIANTS_NAME = "jitsynth.variants"
-VARIANTS_VERSION = "1.2.1"  # 1.1.0: delete_statement, outline, splice_statement; 1.2.0: vector_width, array_rank, launch_dim; 1.2.1: float16 hazards
+VARIANTS_VERSION = "1.2.2"  # 1.1.0: delete_statement, outline, splice_statement; 1.2.0: vector_width, array_rank, launch_dim; 1.2.1: float16 hazards; 1.2.2: hazard sets
 
 
 def _default_operators() -> dict[str, float]:

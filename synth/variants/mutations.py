@@ -243,9 +243,9 @@ def dtype(tree: ast.Module, rng: random.Random, site: Site) -> str | None:
         return None
     old = used[0]
     # float16 too: Warp 1.19 rejects mixed int/half arithmetic at codegen (the judge's check);
-    # what its codegen lets through but the C++ compilers reject is ``half_hazard``'s business
+    # what its codegen lets through but the C++ compilers reject is ``half_hazards``' business
     new = rng.choice((1, 2)) if old == 0 else 0
-    if new == 2 and half_hazard(tree, assume_half=True):
+    if new == 2 and half_hazards(tree, assume_half=True):
         new = 1
     return retarget(tree, old, new)
 
@@ -253,25 +253,29 @@ def dtype(tree: ast.Module, rng: random.Random, site: Site) -> str | None:
 _HALF_NAMES = frozenset(fam[2] for fam in PRECISION)
 
 
-def half_hazard(tree: ast.Module, assume_half: bool = False) -> str | None:
-    """Why a float16 module would pass Warp's codegen and still fail NVRTC or clang, else None.
+def half_hazards(tree: ast.Module, assume_half: bool = False) -> frozenset[str]:
+    """Why a float16 module would pass Warp's codegen and still fail NVRTC or clang (every
+    reason found; empty when none).
 
     Measured on 2,000 variants (``--validate ptx,cpu-compile``): tile loads of half matrices
     (CUDA's coalesced copy needs sizes that are multiples of 4 bytes), ``tile_arange`` in half
     (an ``int * half`` inside Warp's tile library), and a bare float literal kept in a local
-    (``eps = 1e-06`` is a float32, and ``half < float`` is ambiguous in C++)."""
+    (``eps = 1e-06`` is a float32, and ``half < float`` is ambiguous in C++). All of them, not
+    the first: the judge compares a variant's with its real parent's, which compiles with its
+    own (a parent with two must not have a variant rejected for the second)."""
     if not assume_half and not any(isinstance(n, ast.Attribute) and n.attr in _HALF_NAMES for n in ast.walk(tree)):
-        return None
+        return frozenset()
+    found: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "wp" \
                 and node.attr.startswith("tile"):
-            return "float16 tiles"
+            found.add("float16 tiles")
         value = node.value if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)) else None
         if isinstance(value, ast.UnaryOp):
             value = value.operand
         if isinstance(value, ast.Constant) and isinstance(value.value, float):
-            return "float16 module keeps a float32 literal in a local"
-    return None
+            found.add("float16 module keeps a float32 literal in a local")
+    return frozenset(found)
 
 
 def retarget(tree: ast.Module, old: int, new: int) -> str:

@@ -178,7 +178,7 @@ def _mutations(parent: Parent, wanted: int, rng: random.Random, cfg: VariantConf
     text, key = parent.source, canonical_key(parent.source)
     defects = defect_counts(safe_check(text, parent.kernel_name, quiet=True))
     # a real float16 parent that has a hazard compiles as it is: its variants may keep it
-    inherited = mutations.half_hazard(ast.parse(parent.source))
+    inherited = mutations.half_hazards(ast.parse(parent.source))
     applied: list[str] = []
     barren: list[str] = []
     tries = 0
@@ -220,7 +220,7 @@ def _mutations(parent: Parent, wanted: int, rng: random.Random, cfg: VariantConf
 
 
 def _judge(candidate: str, parent: Parent, key: str, keys: frozenset[str], defects: tuple[int, ...],
-           inherited: str | None, check: Callable[[Parent, str], str | None]) -> tuple[str | None, str]:
+           inherited: frozenset[str], check: Callable[[Parent, str], str | None]) -> tuple[str | None, str]:
     """(None when ``candidate`` is accepted, else why not (a short category first), its canonical key)."""
     try:
         new_key = canonical_key(candidate)
@@ -230,9 +230,9 @@ def _judge(candidate: str, parent: Parent, key: str, keys: frozenset[str], defec
         return "unchanged", new_key
     if new_key in keys:
         return "equals a parent", new_key
-    hazard = mutations.half_hazard(ast.parse(candidate))
-    if hazard is not None and hazard != inherited:
-        return f"compile: {hazard}", new_key
+    brought = mutations.half_hazards(ast.parse(candidate)) - inherited
+    if brought:
+        return f"compile: {min(brought)}", new_key
     got = defect_counts(safe_check(candidate, parent.kernel_name, quiet=True))
     worse = [name for name, old, new in zip(DEFECTS, defects, got, strict=True) if new > old]
     if worse:

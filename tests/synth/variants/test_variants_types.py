@@ -293,15 +293,42 @@ def test_half_hazards_seen_in_the_compile_tiers_are_named() -> None:
     and the judge rejects a later edit that brings one in."""
     import ast
 
-    from synth.variants.mutations import half_hazard
+    from synth.variants.mutations import half_hazards
 
     tile = "import warp as wp\n@wp.kernel\ndef k(a: wp.array2d[wp.mat33h]):\n    t = wp.tile_load(a, shape=(2, 2))\n"
     local = ("import warp as wp\n@wp.func\ndef f(x: wp.float16):\n    eps = 1e-06\n    if x < eps:\n"
              "        return x\n    return -x\n")
     clean = ("import warp as wp\n@wp.func\ndef f(x: wp.float16):\n    eps = wp.float16(1e-06)\n    if x < eps:\n"
              "        return x\n    return -x\n")
-    assert half_hazard(ast.parse(tile)) == "float16 tiles"
-    assert half_hazard(ast.parse(local)) == "float16 module keeps a float32 literal in a local"
-    assert half_hazard(ast.parse(clean)) is None
-    assert half_hazard(ast.parse(local.replace("float16", "float32"))) is None  # only half modules
-    assert half_hazard(ast.parse(local.replace("float16", "float32")), assume_half=True) is not None
+    assert half_hazards(ast.parse(tile)) == {"float16 tiles"}
+    assert half_hazards(ast.parse(local)) == {"float16 module keeps a float32 literal in a local"}
+    assert half_hazards(ast.parse(clean)) == frozenset()
+    assert not half_hazards(ast.parse(local.replace("float16", "float32")))  # only half modules
+    assert half_hazards(ast.parse(local.replace("float16", "float32")), assume_half=True)
+    both = tile + local.replace("import warp as wp\n", "")
+    assert half_hazards(ast.parse(both)) == {"float16 tiles", "float16 module keeps a float32 literal in a local"}
+
+
+def test_a_variant_may_keep_every_hazard_its_parent_compiles_with_but_not_add_one() -> None:
+    """A real float16 parent with both hazards compiles as it is (its own codegen chose it):
+    a variant keeping both is not rejected for the second one, as it was when only the first
+    hazard found was compared (6 of 10,000 variants); a variant bringing one in still is."""
+    from synth.quality.checks import DEFECTS
+    from synth.variants.source import Parent, _judge
+
+    tile = "import warp as wp\n@wp.kernel\ndef k(a: wp.array2d[wp.mat33h]):\n    t = wp.tile_load(a, shape=(2, 2))\n"
+    local = "@wp.func\ndef f(x: wp.float16):\n    eps = 1e-06\n    if x < eps:\n        return x\n    return -x\n"
+    import ast
+
+    from synth.variants.mutations import half_hazards
+
+    parent = Parent("p", "k", tile + local)
+    lenient = (99,) * len(DEFECTS)  # the quality comparison is not what this test is about
+    both = half_hazards(ast.parse(parent.source))
+    assert len(both) == 2
+    edited = parent.source.replace("shape=(2, 2)", "shape=(2, 1)")
+    reason, _ = _judge(edited, parent, "parent-key", frozenset(), lenient, both, lambda p, c: None)
+    assert reason is None or not reason.startswith("compile:"), reason
+    reason, _ = _judge(edited, parent, "parent-key", frozenset(), lenient, half_hazards(ast.parse(tile)),
+                       lambda p, c: None)
+    assert reason == "compile: float16 module keeps a float32 literal in a local"
