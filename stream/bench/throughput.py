@@ -240,7 +240,8 @@ def scale_model(ceilings: list[dict[str, Any]], pipelines: list[dict[str, Any]],
 
 def run_sweep(n: int, max_workers: int, seed_start: int = 10_000_000, capacity: int = 20_000) -> dict[str, Any]:
     """The ceiling and the local pipeline at 1, 2, 4 ... ``max_workers`` workers, side by
-    side (n kernels per worker, so each step runs about as long as the others)."""
+    side (n kernels per worker, so each step runs about as long as the others); each step's
+    pipeline is compared with the mean of a ceiling just before and one just after it."""
     steps = sorted({min(2 ** i, max_workers) for i in range(max_workers.bit_length() + 1)})
     result: dict[str, Any] = {"machine": machine(), "kernels_per_worker": n, "steps": [],
                               "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
@@ -249,14 +250,18 @@ def run_sweep(n: int, max_workers: int, seed_start: int = 10_000_000, capacity: 
         for workers in steps:
             idle = measure_idle_main(workers)
             seeds = list(range(seed_start, seed_start + n * workers))
-            ceiling = measure_ceiling(seeds, workers)
+            # The pipeline between two ceilings, against their mean (as run_bench's rounds).
+            before = measure_ceiling(seeds, workers)
             pipeline = measure_pipeline(str(Path(tmp) / f"ds{workers}"), seeds, workers, Path(tmp) / f"st{workers}")
+            after = measure_ceiling(seeds, workers)
+            ceiling = round((before["kernels_per_s"] + after["kernels_per_s"]) / 2, 1)
             result["steps"].append({
-                "workers": workers, "ceiling_kernels_per_s": ceiling["kernels_per_s"],
+                "workers": workers, "ceiling_kernels_per_s": ceiling,
+                "ceilings_before_after": [before["kernels_per_s"], after["kernels_per_s"]],
                 "pipeline_kernels_per_s": pipeline["kernels_per_s"],
-                "ratio": round(pipeline["kernels_per_s"] / ceiling["kernels_per_s"], 3),
+                "ratio": round(pipeline["kernels_per_s"] / ceiling, 3),
                 "main_cpu_ms_per_record": pipeline["main_cpu_ms_per_record"],
-                "main_idle_cpu_ms_per_s": idle, "scale_model": scale_model([ceiling], [pipeline], idle, busy)})
+                "main_idle_cpu_ms_per_s": idle, "scale_model": scale_model([before, after], [pipeline], idle, busy)})
     return result
 
 

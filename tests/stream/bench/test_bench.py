@@ -31,6 +31,8 @@ def test_sweep_steps_double_up_to_n_and_report_main_cpu_and_the_scale_model() ->
     assert [s["workers"] for s in found["steps"]] == [1, 2, 3]
     for step in found["steps"]:
         assert step["ratio"] == pytest.approx(step["pipeline_kernels_per_s"] / step["ceiling_kernels_per_s"], abs=1e-3)
+        # the step's ceiling is the mean of the ones measured just before and after its pipeline
+        assert step["ceiling_kernels_per_s"] == pytest.approx(sum(step["ceilings_before_after"]) / 2, abs=0.06)
         model = step["scale_model"]
         assert step["main_cpu_ms_per_record"] > 0 and model["main_ms_per_kernel"] > 0
         assert model["workers_one_producer_feeds_all_per_kernel"] == int(model["worker_ms_per_kernel"]
