@@ -306,12 +306,17 @@ class Producer:
         # frame from the kept lines while this loop goes on (the writer awaits it in order).
         plan.stored_estimate += segment.estimate
         args = (segment.batch.frame, segment.positions, self.s.zstd_level)
-        # ``here``: the run's last frame. The pool's workers are busy with the batches
-        # submitted as a margin for duplicates (thrown away now) and the last commit would
-        # wait a batch's time behind them (4% of a 10 s run, issue 18); a thread of this
-        # process rebuilds it at once instead (zstd releases the GIL), once per run.
-        rebuilt = asyncio.ensure_future(asyncio.to_thread(rebuild_frame, *args) if here
-                                        else self.pool.call(rebuild_frame, *args))
+        if here:
+            # The run's last frame. The pool's workers are busy with the batches submitted as
+            # a margin for duplicates (thrown away now) and the last commit would wait a
+            # batch's time behind them (4% of a 10 s run, issue 18), so this process rebuilds
+            # it, once per run (~0.07 s; nothing else is left for the loop to do but store
+            # it; in this thread, not a new one, whose malloc arena would keep the level-11
+            # compressor's memory after the run).
+            frame, partial = rebuild_frame(*args)
+            await ops.send(Append(plan, frame, segment.count, segment.raw_bytes, partial))
+            return
+        rebuilt = asyncio.ensure_future(self.pool.call(rebuild_frame, *args))
         self._tasks.add(rebuilt)
         rebuilt.add_done_callback(self._tasks.discard)
         await ops.send(Append(plan, rebuilt, segment.count, segment.raw_bytes))
