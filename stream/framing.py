@@ -60,7 +60,13 @@ class FramedTask:
         outcomes = self.task(seeds)
         lines = [o.line for o in outcomes if isinstance(o, Produced)]
         slim = tuple(Kept(o.seed, o.id, len(o.line)) if isinstance(o, Produced) else o for o in outcomes)
-        return FramedBatch(slim, compress_frame(lines, self.level), partial_of([_facts(line) for line in lines]))
+        return FramedBatch(slim, *_framed(lines, self.level))
+
+
+def _framed(lines: list[bytes], level: int) -> tuple[bytes, Partial]:
+    """The frame of ``lines`` and their facts folded: one place for a batch's frame and a
+    rebuilt one, so the same lines give the same bytes and the same summary either way."""
+    return compress_frame(lines, level), partial_of([_facts(line) for line in lines])
 
 
 def _facts(line: bytes) -> RecordFacts | None:
@@ -72,6 +78,13 @@ def _facts(line: bytes) -> RecordFacts | None:
         return None
 
 
+def grid_end(seed: int, batch: int) -> int:
+    """Where the batch holding ``seed`` ends on the producer's fixed grid of seeds (multiples of
+    ``batch``): a resumed run's first batch is short, and every batch after it is where the
+    uninterrupted run had it."""
+    return (seed // batch + 1) * batch
+
+
 def failed_batch(seed: int, reason: str) -> FramedBatch:
     """What the pool reports for a seed whose worker died or hung."""
     return FramedBatch((Failed(seed, reason),), b"")
@@ -80,8 +93,7 @@ def failed_batch(seed: int, reason: str) -> FramedBatch:
 def rebuild_frame(frame: bytes, positions: list[int], level: int) -> tuple[bytes, Partial]:
     """A frame of the lines at ``positions`` of ``frame``, and their facts folded (run in a pool worker)."""
     lines = frame_lines(frame)
-    kept = [lines[p] for p in positions]
-    return compress_frame(kept, level), partial_of([_facts(line) for line in kept])
+    return _framed([lines[p] for p in positions], level)
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,7 +34,8 @@ from sinks.checkpoints import CheckpointWriter
 from stream.commitlog import Commit, Failure, commit_key, decode_commit, encode_commit, now_iso, shard_key
 from stream.config import ConfigError, Settings
 from stream.dedup import DedupIndex
-from stream.framing import BatchSplitter, FramedBatch, FramedTask, Kept, Segment, failed_batch, rebuild_frame
+from stream.framing import (BatchSplitter, FramedBatch, FramedTask, Kept, Segment, failed_batch, grid_end,
+                            rebuild_frame)
 from stream.metrics import Metrics
 from stream.pacing import Pacer
 from stream.pool import WorkerPool
@@ -175,7 +176,7 @@ class Producer:
             while not self.stop.is_set() and (limit is None or seed < limit):
                 if not await self._room_for(seed):
                     return
-                end = (seed // batch + 1) * batch  # the grid: a resumed run's first batch is short
+                end = grid_end(seed, batch)
                 seeds = list(range(seed, end if limit is None else min(end, limit)))
                 if pacer is not None and not await self._paced(pacer, len(seeds)):
                     return  # stopped while waiting for the rate budget

@@ -57,13 +57,21 @@ def _ceiling_worker(batches: list[list[int]], ready: Any, go: Any, out: Any) -> 
 
 
 def batch_grid(seeds: list[int], batch: int) -> list[list[int]]:
-    """``seeds`` cut on the producer's grid (multiples of ``batch``), as it submits them."""
+    """Consecutive ``seeds`` cut on the producer's grid (``stream.framing.grid_end``), as it submits them."""
+    from stream.framing import grid_end
+
     grid: list[list[int]] = []
     for seed in seeds:
-        if not grid or seed % batch == 0:
+        if not grid or seed == grid_end(grid[-1][0], batch):
             grid.append([])
         grid[-1].append(seed)
     return grid
+
+
+def bracket(before: float, after: float) -> float:
+    """The ceiling a pipeline run is compared with: the mean of those measured just before
+    and just after it, so a steady drift of the host's speed moves both sides alike."""
+    return round((before + after) / 2, 1)
 
 
 def measure_ceiling(seeds: list[int], workers: int) -> dict[str, Any]:
@@ -190,7 +198,7 @@ def run_bench(n: int, workers: int, with_s3: bool = True, seed_start: int = 10_0
             if server is not None:
                 server.cleanup()
     rates = [c["kernels_per_s"] for c in runs["ceiling"]]
-    brackets = [round((before + after) / 2, 1) for before, after in zip(rates, rates[1:])]
+    brackets = [bracket(before, after) for before, after in zip(rates, rates[1:])]
     result["runs"] = runs
     result["ceiling"] = runs["ceiling"][-1]
     result["pipeline_local"] = runs["pipeline_local"][-1]
@@ -254,7 +262,7 @@ def run_sweep(n: int, max_workers: int, seed_start: int = 10_000_000, capacity: 
             before = measure_ceiling(seeds, workers)
             pipeline = measure_pipeline(str(Path(tmp) / f"ds{workers}"), seeds, workers, Path(tmp) / f"st{workers}")
             after = measure_ceiling(seeds, workers)
-            ceiling = round((before["kernels_per_s"] + after["kernels_per_s"]) / 2, 1)
+            ceiling = bracket(before["kernels_per_s"], after["kernels_per_s"])
             result["steps"].append({
                 "workers": workers, "ceiling_kernels_per_s": ceiling,
                 "ceilings_before_after": [before["kernels_per_s"], after["kernels_per_s"]],
